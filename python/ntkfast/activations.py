@@ -1,0 +1,173 @@
+"""Activation functions of an MLP, as specs the Rust core evaluates in closed form.
+
+Each class names a pointwise nonlinearity phi; the core computes its dual maps
+Sigma-hat = E[phi(u) phi(v)] and Sigma-dot = E[phi'(u) phi'(v)] for Gaussian (u, v), with the
+conventions and numbers of neural-tangents' ``stax`` layers of the same names. Wherever an
+activation is accepted, a string alias works too: ``"relu"``, ``"abs"``, ``"erf"``,
+``"sigmoid_like"``, ``"gelu"``, ``"sign"``, ``"identity"``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+__all__ = [
+    "Activation",
+    "ABRelu",
+    "Relu",
+    "LeakyRelu",
+    "Abs",
+    "Erf",
+    "SigmoidLike",
+    "Gelu",
+    "Sign",
+    "Identity",
+    "ALIASES",
+    "get",
+]
+
+
+def _finite(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: must be finite, got {value}")
+    return value
+
+
+class Activation:
+    """Base class: a nonlinearity known to the core by ``_core_name`` and its parameters.
+
+    ``_fields`` are the constructor arguments (shown by ``repr``); ``_core_params`` the
+    parameters of the core's family (``abrelu`` takes (a, b) whichever subclass built it).
+    """
+
+    _core_name: str = ""
+    _fields: tuple[str, ...] = ()
+
+    def _core_params(self) -> tuple[float, ...]:
+        return ()
+
+    def _core_spec(self) -> tuple[str, tuple[float, ...]]:
+        return self._core_name, self._core_params()
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{f}={getattr(self, f)!r}" for f in self._fields)
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Activation) and self._core_spec() == other._core_spec()
+
+    def __hash__(self) -> int:
+        return hash(self._core_spec())
+
+
+class ABRelu(Activation):
+    """``a * min(x, 0) + b * max(x, 0)``: the arc-cosine kernels of Cho & Saul (2009)."""
+
+    _core_name = "abrelu"
+    _fields = ("a", "b")
+
+    def __init__(self, a: float, b: float):
+        self.a = _finite(a, "a")
+        self.b = _finite(b, "b")
+
+    def _core_params(self) -> tuple[float, ...]:
+        return (self.a, self.b)
+
+
+class Relu(ABRelu):
+    """``max(x, 0)``. Use ``W_std=sqrt(2)`` for He scaling (no factor 2 is folded in)."""
+
+    _fields = ()
+
+    def __init__(self) -> None:
+        super().__init__(0.0, 1.0)
+
+
+class LeakyRelu(ABRelu):
+    """``alpha * min(x, 0) + max(x, 0)``."""
+
+    _fields = ("alpha",)
+
+    def __init__(self, alpha: float):
+        super().__init__(alpha, 1.0)
+        self.alpha = self.a
+
+
+class Abs(ABRelu):
+    """``|x|``."""
+
+    _fields = ()
+
+    def __init__(self) -> None:
+        super().__init__(-1.0, 1.0)
+
+
+class Erf(Activation):
+    """``a * erf(b * x) + c`` (Williams 1997)."""
+
+    _core_name = "erf"
+    _fields = ("a", "b", "c")
+
+    def __init__(self, a: float = 1.0, b: float = 1.0, c: float = 0.0):
+        self.a = _finite(a, "a")
+        self.b = _finite(b, "b")
+        self.c = _finite(c, "c")
+
+    def _core_params(self) -> tuple[float, ...]:
+        return (self.a, self.b, self.c)
+
+
+class SigmoidLike(Erf):
+    """``0.5 * erf(x / 2.4020563531719796) + 0.5``, neural-tangents' stand-in for the logistic sigmoid."""
+
+    _fields = ()
+
+    def __init__(self) -> None:
+        super().__init__(0.5, 1 / 2.4020563531719796, 0.5)
+
+
+class Gelu(Activation):
+    """The exact GELU ``x * Phi(x)`` (Tsuchida et al. 2020 closed form)."""
+
+    _core_name = "gelu"
+
+
+class Sign(Activation):
+    """``sign(x)``. Its derivative vanishes almost everywhere: no NTK flows through it."""
+
+    _core_name = "sign"
+
+
+class Identity(Activation):
+    """``x``: a deep linear network."""
+
+    _core_name = "identity"
+
+
+ALIASES: dict[str, type[Activation]] = {
+    "relu": Relu,
+    "abs": Abs,
+    "erf": Erf,
+    "sigmoid_like": SigmoidLike,
+    "gelu": Gelu,
+    "sign": Sign,
+    "identity": Identity,
+}
+
+
+def get(activation: Activation | str) -> Activation:
+    """The activation named by ``activation`` (an ``Activation`` or a string alias)."""
+    if isinstance(activation, Activation):
+        return activation
+    if isinstance(activation, type) and issubclass(activation, Activation):
+        raise TypeError(f"activation: pass an instance, e.g. {activation.__name__}(), not the class")
+    if isinstance(activation, str):
+        key = activation.strip().lower().replace("-", "_")
+        if key in ALIASES:
+            return ALIASES[key]()
+        raise ValueError(f"activation: unknown name {activation!r}; known: {', '.join(sorted(ALIASES))}")
+    raise TypeError(f"activation: must be an ntkfast.activations.Activation or a string, got {type(activation).__name__}")

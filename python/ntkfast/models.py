@@ -1,0 +1,184 @@
+"""``MLP``: the model spec of a deep fully-connected network, and its infinite-width kernels."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Iterator, Optional, Sequence, Union
+
+import numpy as np
+
+from . import _core
+from . import activations as _activations
+from ._arrays import as_input_pair, as_inputs
+
+__all__ = ["MLP", "Kernel"]
+
+_KERNELS = ("nngp", "ntk")
+
+
+class _Same:
+    """Default of the readout scales: the same as the hidden layers'."""
+
+    def __repr__(self) -> str:
+        return "<same as hidden>"
+
+
+_SAME = _Same()
+
+
+class Kernel:
+    """The kernels ``MLP.kernel`` computed: ``.nngp`` and ``.ntk`` (``None`` if not requested).
+
+    Unpacks in the order of ``get``: ``nngp, ntk = mlp.kernel(x)``.
+    """
+
+    __slots__ = ("nngp", "ntk", "get")
+
+    def __init__(self, nngp: Optional[np.ndarray], ntk: Optional[np.ndarray], get: Sequence[str]):
+        self.nngp = nngp
+        self.ntk = ntk
+        self.get = tuple(get)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (getattr(self, name) for name in self.get)
+
+    def __len__(self) -> int:
+        return len(self.get)
+
+    def __getitem__(self, key: Union[int, str]) -> np.ndarray:
+        if isinstance(key, str):
+            if key not in self.get:
+                raise KeyError(key)
+            return getattr(self, key)
+        return getattr(self, self.get[key])
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{name}=<array {getattr(self, name).shape} {getattr(self, name).dtype}>" for name in self.get)
+        return f"Kernel({parts})"
+
+
+def _parse_get(get) -> tuple[tuple[str, ...], bool]:
+    """(names, single): ``get`` as a tuple of kernel names, and whether it was one string."""
+    if isinstance(get, str):
+        names, single = (get,), True
+    elif isinstance(get, (tuple, list)) and all(isinstance(g, str) for g in get) and len(get) > 0:
+        names, single = tuple(get), False
+    else:
+        raise TypeError(f"get: must be 'nngp', 'ntk' or a tuple of them, got {get!r}")
+    for name in names:
+        if name not in _KERNELS:
+            raise ValueError(f"get: unknown kernel {name!r}; choose from {_KERNELS}")
+    return names, single
+
+
+def _integer(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: must be an integer, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name}: must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _real(value, name: str, allow_none: bool) -> Optional[float]:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        kind = "a real number or None" if allow_none else "a real number"
+        raise TypeError(f"{name}: must be {kind}, got {type(value).__name__}")
+    return float(value)
+
+
+class MLP:
+    """A fully-connected network: ``depth`` hidden (Dense, activation) pairs, then a Dense readout.
+
+    The same spec and conventions as neural-tangents'
+    ``stax.serial(*[Dense(width, W_std, b_std, parameterization=...), activation] * depth,
+    Dense(out, readout_W_std, readout_b_std, parameterization=...))``.
+
+    Args:
+        depth: number of hidden layers (0 gives a linear model of the inputs).
+        activation: an ``ntkfast.activations`` object (``Relu()``, ``Erf(a, b, c)``, ...) or an
+            alias string (``"relu"``, ``"erf"``, ...).
+        W_std: weight standard deviation of the hidden layers (> 0). He scaling for ReLU is
+            ``sqrt(2)``.
+        b_std: bias standard deviation (>= 0); ``None`` means no biases.
+        parameterization: ``"ntk"`` (weights N(0, 1) scaled by ``W_std/sqrt(fan_in)`` in the
+            forward pass) or ``"standard"`` (weights N(0, W_std^2/fan_in)); in "standard" the
+            NTK depends on the hidden ``width``.
+        width: hidden-layer width; required by ``"standard"``, unused by ``"ntk"`` kernels.
+        readout_W_std, readout_b_std: the readout layer's scales; default to ``W_std`` and
+            ``b_std``. ``readout_b_std=None`` explicitly means no readout bias.
+    """
+
+    def __init__(
+        self,
+        depth: int,
+        activation: Union[_activations.Activation, str],
+        *,
+        W_std: float = 1.0,
+        b_std: Optional[float] = None,
+        parameterization: str = "ntk",
+        width: Optional[int] = None,
+        readout_W_std=_SAME,
+        readout_b_std=_SAME,
+    ):
+        self.depth = _integer(depth, "depth", 0)
+        self.activation = _activations.get(activation)
+        self.W_std = _real(W_std, "W_std", allow_none=False)
+        self.b_std = _real(b_std, "b_std", allow_none=True)
+        if not isinstance(parameterization, str):
+            raise TypeError(f"parameterization: must be 'ntk' or 'standard', got {type(parameterization).__name__}")
+        self.parameterization = parameterization.lower()
+        self.width = None if width is None else _integer(width, "width", 1)
+        self.readout_W_std = self.W_std if readout_W_std is _SAME else _real(readout_W_std, "readout_W_std", allow_none=False)
+        self.readout_b_std = self.b_std if readout_b_std is _SAME else _real(readout_b_std, "readout_b_std", allow_none=True)
+        name, params = self.activation._core_spec()
+        # The core validates values (W_std > 0, b_std >= 0, width given for "standard", ...).
+        self._spec = _core.MlpSpec(
+            self.depth,
+            name,
+            list(params),
+            self.W_std,
+            self.b_std,
+            self.readout_W_std,
+            self.readout_b_std,
+            self.parameterization,
+            self.width,
+        )
+
+    def __repr__(self) -> str:
+        fields = [f"{self.depth}", repr(self.activation), f"W_std={self.W_std!r}", f"b_std={self.b_std!r}"]
+        fields.append(f"parameterization={self.parameterization!r}")
+        if self.width is not None:
+            fields.append(f"width={self.width!r}")
+        if self.readout_W_std != self.W_std:
+            fields.append(f"readout_W_std={self.readout_W_std!r}")
+        if self.readout_b_std != self.b_std:
+            fields.append(f"readout_b_std={self.readout_b_std!r}")
+        return f"MLP({', '.join(fields)})"
+
+    def kernel(self, x1, x2=None, *, get=("nngp", "ntk"), diagonal: bool = False):
+        """Infinite-width NNGP and/or NTK between the rows of ``x1`` and ``x2``.
+
+        Args:
+            x1: inputs of shape (n1, d).
+            x2: inputs of shape (n2, d); ``None`` for the symmetric kernel of ``x1`` with itself
+                (computed once per pair and mirrored, with exact diagonal entries).
+            get: ``"nngp"`` or ``"ntk"`` returns that array; a tuple returns a ``Kernel``.
+            diagonal: with ``x2=None``, return only the (n1,) diagonal k(x_i, x_i).
+
+        Returns:
+            float32 arrays for float32 inputs, float64 otherwise; (n1, n2), or (n1,) diagonals.
+            The NTK of a network with several outputs is this kernel times the identity.
+        """
+        names, single = _parse_get(get)
+        want = {"nngp": "nngp" in names, "ntk": "ntk" in names}
+        if diagonal:
+            if x2 is not None:
+                raise ValueError("diagonal: diagonal=True returns k(x1_i, x1_i) and takes x2=None")
+            nngp, ntk = self._spec.kernel_diagonal(as_inputs(x1, "x1"), **want)
+        else:
+            a, b = as_input_pair(x1, x2)
+            nngp, ntk = self._spec.kernel(a, b, **want)
+        result = Kernel(nngp, ntk, names)
+        return result[names[0]] if single else result

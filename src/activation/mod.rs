@@ -1,0 +1,234 @@
+//! Dual activations: for a pointwise nonlinearity phi and centred jointly Gaussian (u, v) with
+//! Var u = q11, Var v = q22, Cov(u, v) = q12, the NNGP map Sigma-hat = E[phi(u) phi(v)] and the
+//! derivative map Sigma-dot = E[phi'(u) phi'(v)] (no factor 2 folded in: He scaling is
+//! W_std = sqrt(2)). One file per family; `Activation` is the value the spec carries and
+//! `Activation::with_dual` hands a monomorphised `Dual` to the tile loops.
+
+mod abrelu;
+mod erf;
+mod gelu;
+mod identity;
+pub mod math;
+mod sign;
+
+pub use abrelu::AbRelu;
+pub use erf::Erf;
+pub use gelu::Gelu;
+pub use identity::Identity;
+pub use sign::Sign;
+
+use crate::error::Error;
+use crate::float::{MulAdd, Real};
+
+/// A dual activation evaluated per kernel entry. Implementations are branch-free so the tile
+/// loops vectorise; what a caller does not use (Sigma-dot for an NNGP-only request) is removed
+/// by the optimiser after inlining.
+pub trait Dual<T: Real>: Copy + Send + Sync {
+    /// A per-input quantity the pair formula needs, computed once per input and layer rather
+    /// than per entry (a square root: the entry loop then has one square root and one division).
+    fn aux(&self, q: T) -> T;
+    /// (Sigma-hat, Sigma-dot) at covariance `q12` of pre-activations with variances `q11`,
+    /// `q22` and auxiliaries `aux1 = aux(q11)`, `aux2 = aux(q22)`.
+    fn dual<M: MulAdd>(&self, q12: T, q11: T, q22: T, aux1: T, aux2: T) -> (T, T);
+    /// The same at q12 = q11 = q22 = q, by the exact diagonal formula (no angle to resolve).
+    fn dual_diag<M: MulAdd>(&self, q: T) -> (T, T);
+}
+
+/// The activations with closed-form duals, with their parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    /// phi(x) = x.
+    Identity,
+    /// phi(x) = a min(x, 0) + b max(x, 0): ReLU (0, 1), LeakyReLU(alpha) (alpha, 1), Abs (-1, 1).
+    AbRelu { a: f64, b: f64 },
+    /// phi(x) = a erf(b x) + c.
+    Erf { a: f64, b: f64, c: f64 },
+    /// The exact (erf) GELU, x Phi(x).
+    Gelu,
+    /// phi(x) = sign(x); its derivative is 0 almost everywhere, so no NTK flows through it.
+    Sign,
+}
+
+/// Something to run with the concrete `Dual` of an `Activation` (a generic closure).
+pub trait WithDual<T: Real> {
+    type Output;
+    fn run<D: Dual<T>>(self, dual: D) -> Self::Output;
+}
+
+impl Activation {
+    /// Builds an activation from its name and parameters, as the Python layer sends them.
+    pub fn from_name(name: &str, params: &[f64]) -> Result<Self, Error> {
+        let want = |n: usize| -> Result<(), Error> {
+            if params.len() == n {
+                Ok(())
+            } else {
+                Err(Error::invalid(
+                    "activation",
+                    format!("{name} takes {n} parameter(s), got {}", params.len()),
+                ))
+            }
+        };
+        if let Some(bad) = params.iter().find(|p| !p.is_finite()) {
+            return Err(Error::invalid("activation", format!("{name} parameters must be finite, got {bad}")));
+        }
+        let activation = match name {
+            "identity" => want(0).map(|_| Activation::Identity)?,
+            "abrelu" => want(2).map(|_| Activation::AbRelu { a: params[0], b: params[1] })?,
+            "erf" => want(3).map(|_| Activation::Erf { a: params[0], b: params[1], c: params[2] })?,
+            "gelu" => want(0).map(|_| Activation::Gelu)?,
+            "sign" => want(0).map(|_| Activation::Sign)?,
+            other => return Err(Error::invalid("activation", format!("unknown activation {other:?}"))),
+        };
+        Ok(activation)
+    }
+
+    pub fn with_dual<T: Real, W: WithDual<T>>(&self, work: W) -> W::Output {
+        match *self {
+            Activation::Identity => work.run(Identity),
+            Activation::AbRelu { a, b } => work.run(AbRelu::new(a, b)),
+            Activation::Erf { a, b, c } => work.run(Erf::new(a, b, c)),
+            Activation::Gelu => work.run(Gelu),
+            Activation::Sign => work.run(Sign),
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Checks every dual against 2-D Gauss-Hermite quadrature of its own definition.
+    use super::*;
+    use crate::float::{Fused, Separate};
+
+    /// Nodes and weights of the probabilists' Gauss-Hermite rule (weight e^{-x^2/2}/sqrt(2 pi)):
+    /// the zeros of He_n are bracketed on a fine grid and polished by bisection.
+    pub fn gauss_hermite(n: usize) -> (Vec<f64>, Vec<f64>) {
+        let half_width = (4.0 * n as f64 + 2.0).sqrt() + 1.0;
+        let steps = 400 * n;
+        let mut nodes = Vec::with_capacity(n);
+        let mut prev_x = -half_width;
+        let mut prev_p = hermite_e(n, prev_x).0;
+        for k in 1..=steps {
+            let x = -half_width + 2.0 * half_width * k as f64 / steps as f64;
+            let p = hermite_e(n, x).0;
+            if (p > 0.0) != (prev_p > 0.0) {
+                let (mut lo, mut hi, lo_p) = (prev_x, x, prev_p);
+                for _ in 0..200 {
+                    let mid = 0.5 * (lo + hi);
+                    if (hermite_e(n, mid).0 > 0.0) == (lo_p > 0.0) { lo = mid } else { hi = mid }
+                }
+                nodes.push(0.5 * (lo + hi));
+            }
+            prev_x = x;
+            prev_p = p;
+        }
+        assert_eq!(nodes.len(), n, "lost a Hermite zero");
+        // w_i = n! / (n He_{n-1}(x_i))^2 = 1 / (n h_{n-1}(x_i)^2) with h normalised below.
+        let weights = nodes.iter().map(|&x| 1.0 / (n as f64 * hermite_e(n - 1, x).0.powi(2))).collect();
+        (nodes, weights)
+    }
+
+    /// Normalised probabilists' Hermite polynomial h_n = He_n / sqrt(n!) and its derivative.
+    fn hermite_e(n: usize, x: f64) -> (f64, f64) {
+        if n == 0 {
+            return (1.0, 0.0);
+        }
+        let (mut p0, mut p1) = (1.0, x);
+        for k in 1..n {
+            let kf = k as f64;
+            let p2 = (x * p1 - kf.sqrt() * p0) / (kf + 1.0).sqrt();
+            p0 = p1;
+            p1 = p2;
+        }
+        (p1, (n as f64).sqrt() * p0)
+    }
+
+    /// E[f(u) g(v)] for the Gaussian (q11, q22, q12) by a tensor Gauss-Hermite rule.
+    pub fn expect2(f: impl Fn(f64) -> f64, g: impl Fn(f64) -> f64, q12: f64, q11: f64, q22: f64) -> f64 {
+        let (x, w) = gauss_hermite(120);
+        let s1 = q11.sqrt();
+        let rho = if q11 > 0.0 && q22 > 0.0 { q12 / (q11 * q22).sqrt() } else { 0.0 };
+        let s2 = q22.sqrt();
+        let c = (1.0 - rho * rho).max(0.0).sqrt();
+        let mut total = 0.0;
+        for i in 0..x.len() {
+            let u = s1 * x[i];
+            let fu = f(u);
+            for j in 0..x.len() {
+                let v = s2 * (rho * x[i] + c * x[j]);
+                total += w[i] * w[j] * fu * g(v);
+            }
+        }
+        total
+    }
+
+    /// E[f(u) g(v)] for f, g positively homogeneous with f(ru) g(rv) = r^k f(u) g(v), k in
+    /// {0, 2}: in polar coordinates the radial integral is E[r^k] (1 or 2 for a chi-2 radius)
+    /// and the angular one a midpoint rule, second-order accurate across the kinks.
+    pub fn expect2_homogeneous(
+        f: impl Fn(f64) -> f64,
+        g: impl Fn(f64) -> f64,
+        degree: i32,
+        q12: f64,
+        q11: f64,
+        q22: f64,
+    ) -> f64 {
+        let m = 200_000;
+        let (s1, s2) = (q11.sqrt(), q22.sqrt());
+        let rho = q12 / (s1 * s2);
+        let c = (1.0 - rho * rho).max(0.0).sqrt();
+        let radial = if degree == 2 { 2.0 } else { 1.0 };
+        let mut total = 0.0;
+        for k in 0..m {
+            let phi = 2.0 * std::f64::consts::PI * (k as f64 + 0.5) / m as f64;
+            let (sn, cs) = phi.sin_cos();
+            total += f(s1 * cs) * g(s2 * (rho * cs + c * sn));
+        }
+        radial * total / m as f64
+    }
+
+    #[test]
+    fn gauss_hermite_integrates_moments() {
+        let (x, w) = gauss_hermite(40);
+        let m = |k: i32| x.iter().zip(&w).map(|(x, w)| w * x.powi(k)).sum::<f64>();
+        assert!((m(0) - 1.0).abs() < 1e-13);
+        assert!((m(2) - 1.0).abs() < 1e-13);
+        assert!((m(4) - 3.0).abs() < 1e-12);
+        assert!((m(6) - 15.0).abs() < 1e-11);
+    }
+
+    /// Compares `dual` at a spread of (q12, q11, q22) with reference values of Sigma-hat and
+    /// Sigma-dot (quadrature of the definition), and `dual_diag` with `dual` on the diagonal.
+    pub fn check_dual<D: Dual<f64>>(
+        dual: D,
+        nngp_ref: impl Fn(f64, f64, f64) -> f64,
+        dot_ref: impl Fn(f64, f64, f64) -> f64,
+        tol: f64,
+    ) {
+        check_dual_with::<D, Separate>(dual, &nngp_ref, &dot_ref, tol);
+        check_dual_with::<D, Fused>(dual, &nngp_ref, &dot_ref, tol);
+    }
+
+    fn check_dual_with<D: Dual<f64>, M: MulAdd>(
+        dual: D,
+        nngp_ref: &dyn Fn(f64, f64, f64) -> f64,
+        dot_ref: &dyn Fn(f64, f64, f64) -> f64,
+        tol: f64,
+    ) {
+        for &(q11, q22) in &[(1.0, 1.0), (0.3, 2.5), (4.0, 0.7)] {
+            for &rho in &[-0.95, -0.4, 0.0, 0.3, 0.8, 0.99] {
+                let q12 = rho * f64::sqrt(q11 * q22);
+                let (s, sd) = dual.dual::<M>(q12, q11, q22, dual.aux(q11), dual.aux(q22));
+                let want = nngp_ref(q12, q11, q22);
+                assert!((s - want).abs() <= tol * (1.0 + want.abs()), "nngp at {q12},{q11},{q22}: {s} vs {want}");
+                let want = dot_ref(q12, q11, q22);
+                assert!((sd - want).abs() <= tol * (1.0 + want.abs()), "dot at {q12},{q11},{q22}: {sd} vs {want}");
+            }
+        }
+        for &q in &[1e-3, 0.5, 1.0, 7.0] {
+            let (s, sd) = dual.dual_diag::<M>(q);
+            let (s2, sd2) = dual.dual::<M>(q, q, q, dual.aux(q), dual.aux(q));
+            assert!((s - s2).abs() <= 1e-13 * s.abs().max(1.0), "diag nngp {s} vs {s2}");
+            assert!((sd - sd2).abs() <= 1e-13 * sd.abs().max(1.0), "diag dot {sd} vs {sd2}");
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! The core's one error type. The binding maps each variant to a Python exception
+//! (ValueError / MemoryError); the core itself never panics on user input.
+
+use std::fmt;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Error {
+    /// An argument is unusable; `name` is the argument as the Python API spells it.
+    InvalidArgument { name: &'static str, message: String },
+    /// The requested outputs cannot be allocated.
+    OutOfMemory { message: String },
+    /// The kernel leaves the range of the floating-point type.
+    Overflow { message: String },
+}
+
+impl Error {
+    pub fn invalid(name: &'static str, message: impl Into<String>) -> Self {
+        Error::InvalidArgument { name, message: message.into() }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidArgument { name, message } => write!(f, "{name}: {message}"),
+            Error::OutOfMemory { message } | Error::Overflow { message } => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for Error {}

@@ -1,0 +1,363 @@
+//! NNGP and NTK Gram matrices of an MLP.
+//!
+//! The output is cut into square tiles. Per tile: one GEMM writes the input kernel x1.x2^T/d
+//! straight into the NNGP output (or a per-thread scratch tile when only the NTK is wanted),
+//! then every layer of the recursion runs row by row while the tile is in cache, writing the
+//! NTK next to it: memory is the outputs plus O(threads * tile), never n x n x depth.
+//! Tiles run in parallel on rayon with single-threaded GEMMs (one level of parallelism).
+//! For the symmetric kernel of x1 with itself only tiles on and above the diagonal are
+//! computed and mirrored, and the diagonal comes from the exact diagonal recursion.
+
+use ndarray::{Array1, Array2, ArrayView2, Axis};
+use rayon::prelude::*;
+use std::ops::Range;
+
+use crate::activation::{Dual, WithDual};
+use crate::error::Error;
+use crate::float::{MulAdd, Real};
+use crate::memory;
+use crate::recursion::{self, Diagonal, LayerStats};
+use crate::simd::{self, Vectorized};
+use crate::spec::{DenseStep, Mlp};
+
+/// Tile edge: a 256 x 256 f64 tile (512 KiB, plus the NTK tile) stays in L2 through all layers,
+/// and a 256 x d x 256 GEMM is large enough to amortise the packing of its operands.
+pub const TILE: usize = 256;
+
+const MIRROR_BLOCK: usize = 32;
+
+/// Which kernels to compute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Want {
+    pub nngp: bool,
+    pub ntk: bool,
+}
+
+/// The requested kernels (`None` where not requested).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Kernels<A> {
+    pub nngp: Option<A>,
+    pub ntk: Option<A>,
+}
+
+/// Mean squared feature of each row, x.x/d, in f64; rejects non-finite rows.
+fn input_variance<T: Real>(x: &ArrayView2<T>, name: &'static str) -> Result<Vec<f64>, Error> {
+    if x.nrows() == 0 || x.ncols() == 0 {
+        return Err(Error::invalid(name, format!("must be non-empty, got shape ({}, {})", x.nrows(), x.ncols())));
+    }
+    let d = x.ncols() as f64;
+    let sums: Vec<f64> = x
+        .axis_iter(Axis(0))
+        .into_par_iter()
+        .map(|row| row.iter().map(|&v| v.to_f64() * v.to_f64()).sum::<f64>())
+        .collect();
+    match sums.iter().position(|s| !s.is_finite()) {
+        Some(i) => Err(Error::invalid(name, format!("row {i} contains NaN or infinity (or values too large to square)"))),
+        None => Ok(sums.into_iter().map(|s| s / d).collect()),
+    }
+}
+
+struct RunDiagonal<'a> {
+    steps: &'a [DenseStep<f64>],
+    input_variance: &'a [f64],
+}
+
+impl WithDual<f64> for RunDiagonal<'_> {
+    type Output = Diagonal;
+    fn run<D: Dual<f64>>(self, dual: D) -> Diagonal {
+        recursion::diagonal(self.steps, dual, self.input_variance)
+    }
+}
+
+/// The exact diagonal recursion for `x`, with the overflow check for computing in `T`.
+fn diagonal_of<T: Real>(mlp: &Mlp, x: &ArrayView2<T>, name: &'static str) -> Result<Diagonal, Error> {
+    let input_variance = input_variance(x, name)?;
+    let steps = mlp.dense_steps(x.ncols());
+    let diag = mlp.activation.with_dual::<f64, _>(RunDiagonal { steps: &steps, input_variance: &input_variance });
+    // Variances are multiplied together in the duals, so they must stay below sqrt(MAX).
+    let limit = T::MAX.to_f64().sqrt() / 64.0;
+    if !(diag.peak <= limit) {
+        let hint = if T::NAME == "float32" { "pass float64 inputs, or " } else { "" };
+        return Err(Error::Overflow {
+            message: format!(
+                "the kernel of {name} overflows {} (values reach {:.3e}): {hint}reduce depth, W_std or b_std, or rescale the inputs",
+                T::NAME,
+                diag.peak
+            ),
+        });
+    }
+    Ok(diag)
+}
+
+fn cast<T: Real>(v: &[f64]) -> Vec<T> {
+    v.iter().map(|&x| T::from_f64(x)).collect()
+}
+
+fn check_features<T>(x1: &ArrayView2<T>, x2: &ArrayView2<T>) -> Result<(), Error> {
+    if x2.ncols() != x1.ncols() {
+        return Err(Error::invalid("x2", format!("has {} features but x1 has {}", x2.ncols(), x1.ncols())));
+    }
+    Ok(())
+}
+
+/// The diagonals k(x_i, x_i) by the exact diagonal recursion.
+pub fn gram_diagonal<T: Real>(mlp: &Mlp, x: ArrayView2<T>, want: Want) -> Result<Kernels<Array1<T>>, Error> {
+    let diag = diagonal_of::<T>(mlp, &x, "x1")?;
+    let to_array = |v: &[f64]| Array1::from_vec(cast::<T>(v));
+    Ok(Kernels {
+        nngp: want.nngp.then(|| to_array(&diag.nngp)),
+        ntk: want.ntk.then(|| to_array(&diag.ntk)),
+    })
+}
+
+/// The (n1, n2) NNGP and/or NTK of `x1` against `x2`, or of `x1` with itself when `x2` is None.
+pub fn gram<T: Real>(mlp: &Mlp, x1: ArrayView2<T>, x2: Option<ArrayView2<T>>, want: Want) -> Result<Kernels<Array2<T>>, Error> {
+    if let Some(x2) = &x2 {
+        check_features(&x1, x2)?;
+    }
+    let diag1 = diagonal_of::<T>(mlp, &x1, "x1")?;
+    let diag2 = match &x2 {
+        Some(x2) => Some(diagonal_of::<T>(mlp, x2, "x2")?),
+        None => None,
+    };
+    let (n1, n2) = (x1.nrows(), x2.as_ref().map_or(x1.nrows(), |x| x.nrows()));
+    let outputs = want.nngp as u128 + want.ntk as u128;
+    let elem = std::mem::size_of::<T>() as u128;
+    let scratch = rayon::current_num_threads() as u128 * (TILE * TILE) as u128;
+    memory::check_fits((outputs * n1 as u128 * n2 as u128 + scratch) * elem, "this kernel")?;
+    let len = n1.checked_mul(n2).ok_or_else(|| Error::OutOfMemory { message: "the kernel is too large".into() })?;
+    let mut nngp = if want.nngp { memory::zeroed::<T>(len, "the NNGP output")? } else { Vec::new() };
+    let mut ntk = if want.ntk { memory::zeroed::<T>(len, "the NTK output")? } else { Vec::new() };
+
+    let var1 = cast::<T>(&diag1.variances);
+    let var2 = diag2.as_ref().map(|d| cast::<T>(&d.variances));
+    let job = GramJob {
+        steps: mlp.dense_steps(x1.ncols()).iter().map(DenseStep::cast).collect(),
+        x1: &x1,
+        x2: x2.as_ref().unwrap_or(&x1),
+        symmetric: x2.is_none(),
+        var1: &var1,
+        var2: var2.as_deref().unwrap_or(&var1),
+        diag_nngp: cast::<T>(&diag1.nngp),
+        diag_ntk: cast::<T>(&diag1.ntk),
+        nngp: Out::new(&mut nngp, n2),
+        ntk: Out::new(&mut ntk, n2),
+    };
+    mlp.activation.with_dual::<T, _>(job);
+    let shape = |v: Vec<T>| Array2::from_shape_vec((n1, n2), v).expect("length is n1 * n2");
+    Ok(Kernels { nngp: want.nngp.then(|| shape(nngp)), ntk: want.ntk.then(|| shape(ntk)) })
+}
+
+/// A row-major output matrix shared by the tile workers; every tile writes a disjoint block
+/// (and, when mirroring, its disjoint transposed block).
+#[derive(Clone, Copy)]
+struct Out<T> {
+    ptr: *mut T,
+    ld: usize,
+    present: bool,
+}
+
+// SAFETY: workers only write disjoint blocks (see `tiles`).
+unsafe impl<T: Send> Send for Out<T> {}
+unsafe impl<T: Send> Sync for Out<T> {}
+
+impl<T> Out<T> {
+    fn new(v: &mut Vec<T>, ld: usize) -> Self {
+        Out { ptr: v.as_mut_ptr(), ld, present: !v.is_empty() }
+    }
+    /// Pointer to element (i, j).
+    unsafe fn at(&self, i: usize, j: usize) -> *mut T {
+        unsafe { self.ptr.add(i * self.ld + j) }
+    }
+}
+
+struct GramJob<'a, T> {
+    steps: Vec<DenseStep<T>>,
+    x1: &'a ArrayView2<'a, T>,
+    x2: &'a ArrayView2<'a, T>,
+    symmetric: bool,
+    var1: &'a [T],
+    var2: &'a [T],
+    diag_nngp: Vec<T>,
+    diag_ntk: Vec<T>,
+    nngp: Out<T>,
+    ntk: Out<T>,
+}
+
+/// The tiles to compute: all of them, or for a symmetric kernel those on and above the diagonal.
+fn tiles(n1: usize, n2: usize, symmetric: bool) -> Vec<(Range<usize>, Range<usize>)> {
+    let blocks = |n: usize| (0..n.div_ceil(TILE)).map(move |b| b * TILE..((b + 1) * TILE).min(n));
+    let mut out = Vec::new();
+    for (bi, rows) in blocks(n1).enumerate() {
+        for (bj, cols) in blocks(n2).enumerate() {
+            if !symmetric || bj >= bi {
+                out.push((rows.clone(), cols));
+            }
+        }
+    }
+    out
+}
+
+impl<T: Real> WithDual<T> for GramJob<'_, T> {
+    type Output = ();
+
+    fn run<D: Dual<T>>(self, dual: D) {
+        let (n1, n2) = (self.x1.nrows(), self.x2.nrows());
+        let depth = self.steps.len() - 1;
+        let aux = |q: &[T]| q.iter().map(|&v| dual.aux(v)).collect::<Vec<T>>();
+        let aux1 = aux(self.var1);
+        let aux2 = if self.symmetric { Vec::new() } else { aux(self.var2) };
+        let rows_stats = LayerStats { q: self.var1, aux: &aux1, n: n1 };
+        let cols_stats = LayerStats { q: self.var2, aux: if self.symmetric { &aux1 } else { &aux2 }, n: n2 };
+        let need_scratch = !self.nngp.present;
+        tiles(n1, n2, self.symmetric).into_par_iter().for_each_init(
+            || {
+                let scratch = if need_scratch { vec![T::ZERO; TILE * TILE] } else { Vec::new() };
+                (scratch, vec![T::ZERO; 2 * depth])
+            },
+            |(scratch, row_stats), (rows, cols)| {
+                // The input kernel goes where the NNGP will end up, or into scratch.
+                let sigma = if need_scratch { Out { ptr: scratch.as_mut_ptr(), ld: cols.len(), present: true } } else { self.nngp };
+                let origin = if need_scratch { (0, 0) } else { (rows.start, cols.start) };
+                let on_diagonal = self.symmetric && rows.start == cols.start;
+                // SAFETY: the destination block lies inside its buffer (or the scratch tile).
+                unsafe { input_kernel_tile(self.x1, &rows, self.x2, &cols, sigma.at(origin.0, origin.1), sigma.ld) };
+                simd::dispatch(TileJob {
+                    steps: &self.steps,
+                    dual,
+                    rows_stats: &rows_stats,
+                    cols_stats: &cols_stats,
+                    rows: rows.clone(),
+                    cols: cols.clone(),
+                    sigma,
+                    origin,
+                    theta: self.ntk,
+                    upper_only: on_diagonal,
+                    row_stats,
+                });
+                if self.symmetric {
+                    // SAFETY: the tile and its transposed block are this worker's alone.
+                    unsafe { self.finish_symmetric(&rows, &cols, on_diagonal) };
+                }
+            },
+        );
+    }
+}
+
+impl<T: Real> GramJob<'_, T> {
+    /// Exact diagonal entries, then the mirror image of the computed upper part.
+    unsafe fn finish_symmetric(&self, rows: &Range<usize>, cols: &Range<usize>, on_diagonal: bool) {
+        for out in [(&self.nngp, &self.diag_nngp), (&self.ntk, &self.diag_ntk)] {
+            let (out, diag) = out;
+            if !out.present {
+                continue;
+            }
+            unsafe {
+                if on_diagonal {
+                    for i in rows.clone() {
+                        *out.at(i, i) = diag[i];
+                    }
+                }
+                // In 32 x 32 blocks, so that both the reads (down columns) and the writes
+                // (along rows) stay within a few pages and cache lines at a time.
+                for jb in cols.clone().step_by(MIRROR_BLOCK) {
+                    for ib in rows.clone().step_by(MIRROR_BLOCK) {
+                        for j in jb..(jb + MIRROR_BLOCK).min(cols.end) {
+                            for i in ib..(ib + MIRROR_BLOCK).min(rows.end) {
+                                if !on_diagonal || j > i {
+                                    *out.at(j, i) = *out.at(i, j);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// dst[r, c] = x1[rows.start + r] . x2[cols.start + c] / d, by one single-threaded GEMM.
+unsafe fn input_kernel_tile<T: Real>(
+    x1: &ArrayView2<T>,
+    rows: &Range<usize>,
+    x2: &ArrayView2<T>,
+    cols: &Range<usize>,
+    dst: *mut T,
+    ld: usize,
+) {
+    let d = x1.ncols();
+    let (s1r, s1c) = (x1.strides()[0], x1.strides()[1]);
+    let (s2r, s2c) = (x2.strides()[0], x2.strides()[1]);
+    unsafe {
+        gemm::gemm(
+            rows.len(),
+            cols.len(),
+            d,
+            dst,
+            1,
+            ld as isize,
+            false,
+            x1.as_ptr().offset(rows.start as isize * s1r),
+            s1c,
+            s1r,
+            // rhs = x2^T: its columns are rows of x2, its rows are features
+            x2.as_ptr().offset(cols.start as isize * s2r),
+            s2r,
+            s2c,
+            T::ZERO,
+            T::from_f64(1.0 / d as f64),
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// The recursion over one tile, compiled per SIMD level by `simd::dispatch`.
+struct TileJob<'a, T, D> {
+    steps: &'a [DenseStep<T>],
+    dual: D,
+    rows_stats: &'a LayerStats<'a, T>,
+    cols_stats: &'a LayerStats<'a, T>,
+    rows: Range<usize>,
+    cols: Range<usize>,
+    /// Where the tile's input kernel is; (origin) is its top-left element.
+    sigma: Out<T>,
+    origin: (usize, usize),
+    theta: Out<T>,
+    /// A symmetric diagonal tile: only columns j >= i are computed.
+    upper_only: bool,
+    /// Scratch for the current row's (q, aux) at every layer.
+    row_stats: &'a mut Vec<T>,
+}
+
+impl<T: Real, D: Dual<T>> Vectorized for TileJob<'_, T, D> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<M: MulAdd>(self) {
+        let width = self.cols.len();
+        let depth = self.steps.len() - 1;
+        let (row_q, row_aux) = self.row_stats.split_at_mut(depth);
+        let rows = self.rows_stats;
+        for (r, i) in self.rows.clone().enumerate() {
+            for layer in 0..depth {
+                row_q[layer] = rows.q[layer * rows.n + i];
+                row_aux[layer] = rows.aux[layer * rows.n + i];
+            }
+            let skip = if self.upper_only { r } else { 0 };
+            let len = width - skip;
+            let col0 = self.cols.start + skip;
+            // SAFETY: row r of the tile, columns skip.., inside the buffers; no other worker
+            // touches this tile.
+            let sigma = unsafe { std::slice::from_raw_parts_mut(self.sigma.at(self.origin.0 + r, self.origin.1 + skip), len) };
+            if self.theta.present {
+                let theta = unsafe { std::slice::from_raw_parts_mut(self.theta.at(i, col0), len) };
+                recursion::row::<T, D, M, true>(self.steps, self.dual, row_q, row_aux, self.cols_stats, col0, sigma, theta);
+            } else {
+                recursion::row::<T, D, M, false>(self.steps, self.dual, row_q, row_aux, self.cols_stats, col0, sigma, &mut []);
+            }
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! ntkfast's core: infinite-width NNGP and NTK kernels of deep fully-connected networks.
+//! Pure Rust (no PyO3 outside `python.rs`), so `cargo test` and `cargo bench` run without Python.
+//!
+//! ```
+//! use ndarray::array;
+//! use ntkfast::{Activation, Dense, Mlp, Parameterization, Want, gram};
+//! let relu = Activation::AbRelu { a: 0.0, b: 1.0 };
+//! let layer = Dense::new(2f64.sqrt(), Some(0.1), "W_std", "b_std").unwrap();
+//! let mlp = Mlp::new(3, relu, layer, layer, Parameterization::Ntk).unwrap();
+//! let x = array![[1.0, 0.0], [0.6, 0.8]];
+//! let k = gram(&mlp, x.view(), None, Want { nngp: true, ntk: true }).unwrap();
+//! assert!(k.ntk.unwrap()[[0, 1]] > 0.0);
+//! ```
+
+pub mod activation;
+pub mod error;
+pub mod float;
+pub mod gram;
+pub mod memory;
+pub mod recursion;
+pub mod simd;
+pub mod spec;
+
+#[cfg(feature = "python")]
+mod python;
+
+pub use activation::Activation;
+pub use error::Error;
+pub use float::Real;
+pub use gram::{Kernels, Want, gram, gram_diagonal};
+pub use spec::{Dense, Mlp, Parameterization};

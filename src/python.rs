@@ -1,0 +1,198 @@
+//! The Python binding, the only file that knows PyO3: it converts NumPy arrays at the
+//! boundary, validates every argument, releases the GIL around the core and maps core errors
+//! (and, defensively, panics) to Python exceptions.
+
+#![allow(non_snake_case)] // argument names follow the Python API (W_std, b_std)
+
+use ndarray::{Array, Dimension};
+use numpy::{Element, PyArray, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use crate::error::Error;
+use crate::float::Real;
+use crate::gram::{self, Kernels, Want};
+use crate::spec::{Dense, Mlp, Parameterization};
+use crate::{Activation, simd};
+
+fn to_py_err(err: Error) -> PyErr {
+    match err {
+        Error::OutOfMemory { .. } => PyMemoryError::new_err(err.to_string()),
+        Error::InvalidArgument { .. } | Error::Overflow { .. } => PyValueError::new_err(err.to_string()),
+    }
+}
+
+/// Runs `f` without the GIL; a panic (a bug, never expected) becomes a RuntimeError instead of
+/// unwinding into the interpreter.
+fn without_gil<R: Send>(py: Python<'_>, f: impl FnOnce() -> Result<R, Error> + Send) -> PyResult<R> {
+    py.detach(|| catch_unwind(AssertUnwindSafe(f)))
+        .map_err(|panic| {
+            let what = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown panic");
+            PyRuntimeError::new_err(format!("internal error in the ntkfast core (please report it): {what}"))
+        })?
+        .map_err(to_py_err)
+}
+
+fn non_negative(value: i64, name: &'static str) -> PyResult<usize> {
+    usize::try_from(value).map_err(|_| PyValueError::new_err(format!("{name}: must be >= 0, got {value}")))
+}
+
+fn outputs<'py, A: Dimension, T: Element>(py: Python<'py>, k: Kernels<Array<T, A>>) -> (Option<Bound<'py, PyAny>>, Option<Bound<'py, PyAny>>) {
+    let wrap = |a: Array<T, A>| PyArray::from_owned_array(py, a).into_any();
+    (k.nngp.map(wrap), k.ntk.map(wrap))
+}
+
+fn want(nngp: bool, ntk: bool) -> PyResult<Want> {
+    if !nngp && !ntk {
+        return Err(PyValueError::new_err("get: request at least one of 'nngp' and 'ntk'"));
+    }
+    Ok(Want { nngp, ntk })
+}
+
+/// The compiled model spec (what `ntkfast.MLP` builds once and reuses).
+#[pyclass(frozen, name = "MlpSpec", module = "ntkfast._core")]
+struct PyMlp {
+    inner: Mlp,
+}
+
+type KernelPair<'py> = (Option<Bound<'py, PyAny>>, Option<Bound<'py, PyAny>>);
+
+impl PyMlp {
+    fn kernel_typed<'py, T: Real + Element>(
+        &self,
+        py: Python<'py>,
+        x1: &Bound<'py, PyArray2<T>>,
+        x2: Option<&Bound<'py, PyAny>>,
+        want: Want,
+    ) -> PyResult<KernelPair<'py>> {
+        let x2 = match x2 {
+            None => None,
+            Some(x2) => Some(x2.cast::<PyArray2<T>>().map_err(|_| {
+                PyTypeError::new_err(format!("x2: must be a 2-D {} NumPy array like x1", T::NAME))
+            })?),
+        };
+        let x1 = x1.try_readonly().map_err(|e| PyValueError::new_err(format!("x1: {e}")))?;
+        let x2 = x2.map(|x| x.try_readonly().map_err(|e| PyValueError::new_err(format!("x2: {e}")))).transpose()?;
+        let (v1, v2) = (x1.as_array(), x2.as_ref().map(|x| x.as_array()));
+        let k = without_gil(py, || gram::gram(&self.inner, v1, v2, want))?;
+        Ok(outputs(py, k))
+    }
+
+    fn diagonal_typed<'py, T: Real + Element>(&self, py: Python<'py>, x: &Bound<'py, PyArray2<T>>, want: Want) -> PyResult<KernelPair<'py>> {
+        let x = x.try_readonly().map_err(|e| PyValueError::new_err(format!("x1: {e}")))?;
+        let view = x.as_array();
+        let k = without_gil(py, || gram::gram_diagonal(&self.inner, view, want))?;
+        Ok(outputs(py, k))
+    }
+}
+
+fn wrong_array(x: &Bound<'_, PyAny>, name: &str) -> PyErr {
+    let what = match x.cast::<numpy::PyUntypedArray>() {
+        Ok(a) => format!("a {}-D array of dtype {}", a.ndim(), a.dtype()),
+        Err(_) => x.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "an object".into()),
+    };
+    PyTypeError::new_err(format!("{name}: must be a 2-D float32 or float64 NumPy array, got {what}"))
+}
+
+#[pymethods]
+impl PyMlp {
+    #[new]
+    #[pyo3(signature = (depth, activation, activation_params, W_std, b_std, readout_W_std, readout_b_std, parameterization, width=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        depth: i64,
+        activation: &str,
+        activation_params: Vec<f64>,
+        W_std: f64,
+        b_std: Option<f64>,
+        readout_W_std: f64,
+        readout_b_std: Option<f64>,
+        parameterization: &str,
+        width: Option<i64>,
+    ) -> PyResult<Self> {
+        let depth = non_negative(depth, "depth")?;
+        let activation = Activation::from_name(activation, &activation_params).map_err(to_py_err)?;
+        let hidden = Dense::new(W_std, b_std, "W_std", "b_std").map_err(to_py_err)?;
+        let readout = Dense::new(readout_W_std, readout_b_std, "readout_W_std", "readout_b_std").map_err(to_py_err)?;
+        let parameterization = match (parameterization, width) {
+            ("ntk", _) => Parameterization::Ntk,
+            ("standard", Some(width)) => Parameterization::Standard { width: non_negative(width, "width")? },
+            ("standard", None) => {
+                return Err(PyValueError::new_err("width: required for parameterization='standard' (its NTK depends on the width)"));
+            }
+            (other, _) => {
+                return Err(PyValueError::new_err(format!("parameterization: must be 'ntk' or 'standard', got {other:?}")));
+            }
+        };
+        let inner = Mlp::new(depth, activation, hidden, readout, parameterization).map_err(to_py_err)?;
+        Ok(PyMlp { inner })
+    }
+
+    /// (nngp, ntk) Gram matrices of x1 against x2 (x1 with itself when x2 is None); entries
+    /// not requested are None. x2 must have x1's dtype.
+    #[pyo3(signature = (x1, x2=None, nngp=true, ntk=true))]
+    fn kernel<'py>(
+        &self,
+        py: Python<'py>,
+        x1: &Bound<'py, PyAny>,
+        x2: Option<&Bound<'py, PyAny>>,
+        nngp: bool,
+        ntk: bool,
+    ) -> PyResult<KernelPair<'py>> {
+        let want = want(nngp, ntk)?;
+        if let Ok(x) = x1.cast::<PyArray2<f64>>() {
+            self.kernel_typed(py, x, x2, want)
+        } else if let Ok(x) = x1.cast::<PyArray2<f32>>() {
+            self.kernel_typed(py, x, x2, want)
+        } else {
+            Err(wrong_array(x1, "x1"))
+        }
+    }
+
+    /// (nngp, ntk) diagonals k(x_i, x_i), by the exact diagonal recursion.
+    #[pyo3(signature = (x, nngp=true, ntk=true))]
+    fn kernel_diagonal<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>, nngp: bool, ntk: bool) -> PyResult<KernelPair<'py>> {
+        let want = want(nngp, ntk)?;
+        if let Ok(a) = x.cast::<PyArray2<f64>>() {
+            self.diagonal_typed(py, a, want)
+        } else if let Ok(a) = x.cast::<PyArray2<f32>>() {
+            self.diagonal_typed(py, a, want)
+        } else {
+            Err(wrong_array(x, "x1"))
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!("{:?}", self.inner)
+    }
+}
+
+/// The SIMD level the kernels run at on this CPU ("avx512", "avx2" or "baseline").
+#[pyfunction]
+fn simd_level() -> &'static str {
+    match simd::level() {
+        simd::SimdLevel::Avx512 => "avx512",
+        simd::SimdLevel::Avx2 => "avx2",
+        simd::SimdLevel::Baseline => "baseline",
+    }
+}
+
+/// The number of threads the core runs on (rayon's pool; set RAYON_NUM_THREADS to change it).
+#[pyfunction]
+fn num_threads() -> usize {
+    rayon::current_num_threads()
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyMlp>()?;
+    m.add_function(wrap_pyfunction!(simd_level, m)?)?;
+    m.add_function(wrap_pyfunction!(num_threads, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
