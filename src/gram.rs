@@ -20,9 +20,20 @@ use crate::recursion::{self, Diagonal, LayerStats};
 use crate::simd::{self, Vectorized};
 use crate::spec::{DenseStep, Mlp};
 
-/// Tile edge: a 256 x 256 f64 tile (512 KiB, plus the NTK tile) stays in L2 through all layers,
-/// and a 256 x d x 256 GEMM is large enough to amortise the packing of its operands.
+/// Largest tile edge: a 256 x 256 f64 tile (512 KiB, plus the NTK tile) stays in L2 through
+/// all layers, and a 256 x d x 256 GEMM is large enough to amortise the packing of its operands.
 pub const TILE: usize = 256;
+
+/// The tile edge for an (n1, n2) kernel: the largest of 256, 128, 64 that still gives every
+/// thread several tiles (small kernels would otherwise leave threads idle).
+fn tile_edge(n1: usize, n2: usize, symmetric: bool) -> usize {
+    let threads = rayon::current_num_threads();
+    let count = |edge: usize| {
+        let (b1, b2) = (n1.div_ceil(edge), n2.div_ceil(edge));
+        if symmetric { b1 * (b1 + 1) / 2 } else { b1 * b2 }
+    };
+    [TILE, TILE / 2].into_iter().find(|&edge| count(edge) >= 4 * threads).unwrap_or(TILE / 4)
+}
 
 const MIRROR_BLOCK: usize = 32;
 
@@ -76,7 +87,8 @@ fn diagonal_of<T: Real>(mlp: &Mlp, x: &ArrayView2<T>, name: &'static str) -> Res
     let diag = mlp.activation.with_dual::<f64, _>(RunDiagonal { steps: &steps, input_variance: &input_variance });
     // Variances are multiplied together in the duals, so they must stay below sqrt(MAX).
     let limit = T::MAX.to_f64().sqrt() / 64.0;
-    if !(diag.peak <= limit) {
+    // (written so that a NaN peak also fails)
+    if diag.peak.partial_cmp(&limit) != Some(std::cmp::Ordering::Less) {
         let hint = if T::NAME == "float32" { "pass float64 inputs, or " } else { "" };
         return Err(Error::Overflow {
             message: format!(
@@ -185,8 +197,8 @@ struct GramJob<'a, T> {
 }
 
 /// The tiles to compute: all of them, or for a symmetric kernel those on and above the diagonal.
-fn tiles(n1: usize, n2: usize, symmetric: bool) -> Vec<(Range<usize>, Range<usize>)> {
-    let blocks = |n: usize| (0..n.div_ceil(TILE)).map(move |b| b * TILE..((b + 1) * TILE).min(n));
+fn tiles(n1: usize, n2: usize, symmetric: bool, edge: usize) -> Vec<(Range<usize>, Range<usize>)> {
+    let blocks = |n: usize| (0..n.div_ceil(edge)).map(move |b| b * edge..((b + 1) * edge).min(n));
     let mut out = Vec::new();
     for (bi, rows) in blocks(n1).enumerate() {
         for (bj, cols) in blocks(n2).enumerate() {
@@ -210,9 +222,10 @@ impl<T: Real> WithDual<T> for GramJob<'_, T> {
         let rows_stats = LayerStats { q: self.var1, aux: &aux1, n: n1 };
         let cols_stats = LayerStats { q: self.var2, aux: if self.symmetric { &aux1 } else { &aux2 }, n: n2 };
         let need_scratch = !self.nngp.present;
-        tiles(n1, n2, self.symmetric).into_par_iter().for_each_init(
+        let edge = tile_edge(n1, n2, self.symmetric);
+        tiles(n1, n2, self.symmetric, edge).into_par_iter().for_each_init(
             || {
-                let scratch = if need_scratch { vec![T::ZERO; TILE * TILE] } else { Vec::new() };
+                let scratch = if need_scratch { vec![T::ZERO; edge * edge] } else { Vec::new() };
                 (scratch, vec![T::ZERO; 2 * depth])
             },
             |(scratch, row_stats), (rows, cols)| {

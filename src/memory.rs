@@ -17,16 +17,14 @@ pub fn physical_memory() -> Option<u128> {
 
 /// Fails unless `bytes` (everything a request will allocate) fits in physical memory.
 pub fn check_fits(bytes: u128, what: &str) -> Result<(), Error> {
-    if let Some(total) = physical_memory() {
-        if bytes > total {
-            return Err(Error::OutOfMemory {
-                message: format!(
-                    "{what} needs {:.1} GiB but this machine has {:.1} GiB of memory; compute it in blocks of rows",
-                    bytes as f64 / 2f64.powi(30),
-                    total as f64 / 2f64.powi(30)
-                ),
-            });
-        }
+    if let Some(total) = physical_memory().filter(|&total| bytes > total) {
+        return Err(Error::OutOfMemory {
+            message: format!(
+                "{what} needs {:.1} GiB but this machine has {:.1} GiB of memory; compute it in blocks of rows",
+                bytes as f64 / 2f64.powi(30),
+                total as f64 / 2f64.powi(30)
+            ),
+        });
     }
     Ok(())
 }

@@ -27,10 +27,8 @@ impl Dense {
         if !(w_std.is_finite() && w_std > 0.0) {
             return Err(Error::invalid(w_name, format!("must be a finite number > 0, got {w_std}")));
         }
-        if let Some(b) = b_std {
-            if !(b.is_finite() && b >= 0.0) {
-                return Err(Error::invalid(b_name, format!("must be None or a finite number >= 0, got {b}")));
-            }
+        if let Some(b) = b_std.filter(|b| !(b.is_finite() && *b >= 0.0)) {
+            return Err(Error::invalid(b_name, format!("must be None or a finite number >= 0, got {b}")));
         }
         Ok(Dense { w_std, b_std })
     }

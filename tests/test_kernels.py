@@ -1,0 +1,193 @@
+"""Analytic kernels against an independent NumPy reference, closed forms and structural properties."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+import ntkfast
+from ntkfast import activations as A
+
+from reference import (dual_abrelu, dual_erf, dual_gelu, dual_identity, dual_sign,
+                       reference_kernels)
+
+ACTIVATIONS = {
+    "relu": (A.Relu(), dual_abrelu(0.0, 1.0)),
+    "leaky_relu": (A.LeakyRelu(0.2), dual_abrelu(0.2, 1.0)),
+    "abs": (A.Abs(), dual_abrelu(-1.0, 1.0)),
+    "abrelu": (A.ABRelu(0.7, -1.3), dual_abrelu(0.7, -1.3)),
+    "erf": (A.Erf(), dual_erf(1.0, 1.0, 0.0)),
+    "erf_affine": (A.Erf(1.4, 0.6, -0.3), dual_erf(1.4, 0.6, -0.3)),
+    "sigmoid_like": (A.SigmoidLike(), dual_erf(0.5, 1 / 2.4020563531719796, 0.5)),
+    "gelu": (A.Gelu(), dual_gelu),
+    "sign": (A.Sign(), dual_sign),
+    "identity": (A.Identity(), dual_identity),
+}
+
+
+def inputs(n, d, seed):
+    return np.random.default_rng(seed).standard_normal((n, d))
+
+
+def rel_err(a, b):
+    return np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300)
+
+
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+@pytest.mark.parametrize("depth", [0, 1, 3])
+@pytest.mark.parametrize("parameterization", ["ntk", "standard"])
+@pytest.mark.parametrize("b_std", [None, 0.0, 0.4])
+def test_matches_numpy_reference(name, depth, parameterization, b_std):
+    activation, dual = ACTIVATIONS[name]
+    x1, x2 = inputs(6, 5, 0), inputs(4, 5, 1)
+    tol = 1e-10 if name == "gelu" else 1e-12  # GELU's reference is quadrature
+    for readout in [{}, {"readout_W_std": 0.7, "readout_b_std": None}]:
+        mlp = ntkfast.MLP(depth, activation, W_std=1.3, b_std=b_std, parameterization=parameterization,
+                          width=32, **readout)
+        ref_kw = dict(W_std=1.3, b_std=b_std, parameterization=parameterization, width=32,
+                      readout_W_std=readout.get("readout_W_std"),
+                      readout_b_std=readout.get("readout_b_std", "same"))
+        for a, b in [(x1, x2), (x1, None)]:
+            k = mlp.kernel(a, b)
+            want_nngp, want_ntk = reference_kernels(a, b, depth, dual, **ref_kw)
+            assert rel_err(k.nngp, want_nngp) < tol, (name, depth, parameterization, b_std, readout)
+            assert rel_err(k.ntk, want_ntk) < tol, (name, depth, parameterization, b_std, readout)
+        diag = mlp.kernel(x1, diagonal=True)
+        full = mlp.kernel(x1)
+        np.testing.assert_allclose(diag.nngp, np.diag(full.nngp), rtol=1e-14, atol=0)
+        np.testing.assert_allclose(diag.ntk, np.diag(full.ntk), rtol=1e-14, atol=0)
+
+
+def arccos_relu(q12, q11, q22):
+    """E[relu(u) relu(v)] and E[relu'(u) relu'(v)] (Cho & Saul's arc-cosine kernels)."""
+    r = np.sqrt(q11 * q22)
+    theta = np.arccos(np.clip(q12 / r, -1, 1))
+    return r * (np.sin(theta) + (np.pi - theta) * np.cos(theta)) / (2 * np.pi), (np.pi - theta) / (2 * np.pi)
+
+
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_one_hidden_layer_seed_formula(with_bias):
+    """The seeds' K_inf(x, x') = E[s(U)s(V)] + s_a^2 (x.x' + 1) E[s'(U)s'(V)] of
+    f(x) = 1/sqrt(m) sum_r a_r s(w_r.x + b_r), a ~ N(0, s_a^2), w ~ N(0, s_w^2/d I), b ~ N(0, s_b^2).
+
+    Training w and b directly is the "standard" parameterization of the hidden layer, and the
+    1/sqrt(m) readout is "standard" with fan_in 1, so the formula is MLP(1, standard, width=1)."""
+    s_w, s_b, s_a = 1.7, (0.6 if with_bias else None), 0.9
+    x, xp = inputs(5, 3, 2), inputs(4, 3, 3)
+    d = x.shape[1]
+    b2 = s_b**2 if with_bias else 0.0
+    var_u = s_w**2 * (x * x).sum(1) / d + b2
+    var_v = s_w**2 * (xp * xp).sum(1) / d + b2
+    cov = s_w**2 * x @ xp.T / d + b2
+    e_ss, e_dd = arccos_relu(cov, var_u[:, None], var_v[None, :])
+    k_inf = e_ss + s_a**2 * (x @ xp.T + (1.0 if with_bias else 0.0)) * e_dd
+    mlp = ntkfast.MLP(1, "relu", W_std=s_w, b_std=s_b, parameterization="standard", width=1,
+                      readout_W_std=s_a, readout_b_std=None)
+    np.testing.assert_allclose(mlp.kernel(x, xp, get="ntk"), k_inf, rtol=1e-13)
+    np.testing.assert_allclose(mlp.kernel(x, xp, get="nngp"), s_a**2 * e_ss, rtol=1e-13)
+
+
+def test_ntk_parameterization_one_layer_closed_form():
+    """ReLU, one hidden layer, NTK parameterization: Theta = Sigma_2 + W^2 Sigma_1 Sigma-dot."""
+    W, b = 2**0.5, 0.3
+    x = inputs(6, 4, 4)
+    q = W**2 * x @ x.T / 4 + b**2
+    diag = np.diag(q)
+    e_ss, e_dd = arccos_relu(q, diag[:, None], diag[None, :])
+    np.fill_diagonal(e_ss, diag / 2)
+    np.fill_diagonal(e_dd, 0.5)
+    nngp = W**2 * e_ss + b**2
+    ntk = nngp + W**2 * q * e_dd
+    k = ntkfast.MLP(1, "relu", W_std=W, b_std=b).kernel(x)
+    np.testing.assert_allclose(k.nngp, nngp, rtol=1e-13)
+    np.testing.assert_allclose(k.ntk, ntk, rtol=1e-13)
+
+
+def test_standard_parameterization_width_dependence():
+    """The NNGP ignores width; each hidden layer adds fan_in * Sigma-hat to the NTK, so for one
+    hidden layer Theta(m) - Theta(m') = (m - m') * Sigma-hat_1, i.e. (m - m') NNGP / W_r^2."""
+    x = inputs(7, 3, 5)
+    k = {m: ntkfast.MLP(1, "erf", W_std=1.1, b_std=0.2, parameterization="standard", width=m,
+                        readout_b_std=None).kernel(x) for m in (8, 100)}
+    np.testing.assert_allclose(k[8].nngp, k[100].nngp, rtol=1e-15)
+    np.testing.assert_allclose(k[100].ntk - k[8].ntk, 92 * k[8].nngp / 1.1**2, rtol=1e-12)
+
+
+def test_ntk_parameterization_ignores_width():
+    x = inputs(5, 3, 6)
+    a = ntkfast.MLP(2, "gelu", W_std=1.2, b_std=0.1, width=3).kernel(x)
+    b = ntkfast.MLP(2, "gelu", W_std=1.2, b_std=0.1).kernel(x)
+    np.testing.assert_array_equal(a.ntk, b.ntk)
+
+
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_symmetric_and_positive_semidefinite(name):
+    activation, _ = ACTIVATIONS[name]
+    x = inputs(300, 7, 7)  # several tiles, so mirroring across tiles is exercised
+    k = ntkfast.MLP(3, activation, W_std=1.5, b_std=0.2).kernel(x)
+    for mat in (k.nngp, k.ntk):
+        np.testing.assert_array_equal(mat, mat.T)
+        eig = np.linalg.eigvalsh(mat)
+        assert eig.min() >= -1e-10 * max(eig.max(), 1e-300)
+
+
+def test_large_inputs_use_many_tiles_and_match_reference():
+    """Tiles of 256: check a rectangular kernel spanning several tiles in both directions."""
+    x1, x2 = inputs(530, 9, 8), inputs(300, 9, 9)
+    mlp = ntkfast.MLP(2, "relu", W_std=1.4, b_std=0.1)
+    k = mlp.kernel(x1, x2)
+    want = reference_kernels(x1, x2, 2, dual_abrelu(0.0, 1.0), W_std=1.4, b_std=0.1)
+    assert rel_err(k.nngp, want[0]) < 1e-12
+    assert rel_err(k.ntk, want[1]) < 1e-12
+    # the symmetric path equals the general one on the same inputs
+    sym = mlp.kernel(x1)
+    gen = mlp.kernel(x1, x1.copy())
+    assert rel_err(sym.ntk, gen.ntk) < 1e-13
+
+
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_degenerate_inputs_give_finite_exact_values(name):
+    activation, _ = ACTIVATIONS[name]
+    rng = np.random.default_rng(10)
+    base = rng.standard_normal(6)
+    x = np.stack([
+        base,
+        base,  # identical
+        -base,  # antipodal
+        np.zeros(6),  # zero
+        base * 3.0,  # parallel, other norm
+        base + 1e-9 * rng.standard_normal(6),  # nearly parallel
+        base * 1e-150,  # tiny
+    ])
+    for b_std in (None, 0.1):
+        mlp = ntkfast.MLP(4, activation, W_std=1.4, b_std=b_std)
+        k = mlp.kernel(x)
+        diag = mlp.kernel(x, diagonal=True)
+        for mat, dg in ((k.nngp, diag.nngp), (k.ntk, diag.ntk)):
+            assert np.all(np.isfinite(mat))
+            # identical inputs: the off-diagonal entry equals the exact diagonal value
+            assert mat[0, 1] == pytest.approx(dg[0], rel=1e-13, abs=1e-300)
+            assert mat[1, 1] == dg[1]
+            # nearly parallel: close to the identical-input value
+            assert mat[0, 5] == pytest.approx(dg[0], rel=1e-6, abs=1e-12)
+        cross = mlp.kernel(x, x[::-1].copy())
+        assert np.all(np.isfinite(cross.nngp)) and np.all(np.isfinite(cross.ntk))
+
+
+def test_antipodal_relu_without_bias_closed_form():
+    """For x' = -x the ReLU pre-activations are u and -u: E[relu(u) relu(-u)] = 0 and
+    E[relu'(u) relu'(-u)] = 0, so both kernels vanish after one hidden layer (no bias)."""
+    x = np.array([[0.3, -1.2, 0.5]])
+    mlp = ntkfast.MLP(1, "relu", W_std=1.7)
+    k, scale = mlp.kernel(x, -x), mlp.kernel(x, diagonal=True)
+    assert abs(k.nngp[0, 0]) <= 1e-15 * scale.nngp[0]
+    assert abs(k.ntk[0, 0]) <= 1e-15 * scale.ntk[0]
+
+
+@pytest.mark.parametrize("name", ["relu", "erf", "gelu", "abs", "sign"])
+def test_depth_100_is_finite(name):
+    activation, _ = ACTIVATIONS[name]
+    x = inputs(20, 5, 11)
+    k = ntkfast.MLP(100, activation, W_std=2**0.5 if name in ("relu",) else 1.0, b_std=0.05).kernel(x)
+    assert np.all(np.isfinite(k.nngp)) and np.all(np.isfinite(k.ntk))
+    assert np.all(np.diag(k.ntk) > 0)

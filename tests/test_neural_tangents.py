@@ -1,0 +1,77 @@
+"""Agreement with neural-tangents 0.6.5, when it is installed (it is not a dependency).
+
+neural-tangents needs its own environment (jax==0.4.23 jaxlib==0.4.23 numpy<2 scipy<1.13
+tensorflow==2.15.1); there, `pip install . pytest` and run `pytest tests/test_neural_tangents.py`.
+
+Off-diagonal entries agree to 1e-9 relative. On the diagonal of a self kernel neural-tangents
+evaluates the angle formula at q12 = q11 with q12 from a matrix product and q11 from a separate
+sum of squares, so its angle is sqrt(rounding) ~ 1e-8 instead of 0; ntkfast uses the exact
+diagonal formulas. So diagonal NNGPs are compared with neural-tangents' own exact diagonal
+(`Kernel.cov1`), and diagonal NTKs to the 1e-7 that its noise allows (not for Sign, where the
+noise compounds through layers).
+"""
+
+import itertools
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+jax = pytest.importorskip("jax")
+stax = pytest.importorskip("neural_tangents").stax
+jax.config.update("jax_enable_x64", True)
+
+import ntkfast  # noqa: E402
+from ntkfast import activations as A  # noqa: E402
+
+PAIRS = {
+    "relu": (stax.Relu, A.Relu, ()),
+    "leaky_relu": (stax.LeakyRelu, A.LeakyRelu, (0.1,)),
+    "abs": (stax.Abs, A.Abs, ()),
+    "abrelu": (stax.ABRelu, A.ABRelu, (-0.4, 1.6)),
+    "erf": (stax.Erf, A.Erf, ()),
+    "erf_affine": (stax.Erf, A.Erf, (1.3, 0.7, -0.2)),
+    "sigmoid_like": (stax.Sigmoid_like, A.SigmoidLike, ()),
+    "gelu": (stax.Gelu, A.Gelu, ()),
+    "sign": (stax.Sign, A.Sign, ()),
+    "identity": (stax.Identity, A.Identity, ()),
+}
+
+
+def nt_kernel_fn(nt_act, depth, W_std, b_std, parameterization, width, readout_W_std, readout_b_std):
+    layers = []
+    for _ in range(depth):
+        layers += [stax.Dense(width, W_std=W_std, b_std=b_std, parameterization=parameterization), nt_act]
+    layers += [stax.Dense(2, W_std=readout_W_std, b_std=readout_b_std, parameterization=parameterization)]
+    return stax.serial(*layers)[2]
+
+
+@pytest.mark.parametrize("name", list(PAIRS))
+@pytest.mark.parametrize("depth", [1, 2, 5])
+@pytest.mark.parametrize("parameterization", ["ntk", "standard"])
+def test_agrees_with_neural_tangents(name, depth, parameterization):
+    nt_layer, ours, params = PAIRS[name]
+    rng = np.random.default_rng(depth)
+    x1, x2 = rng.standard_normal((8, 6)), rng.standard_normal((5, 6)) * 1.5
+    for b_std, readout in itertools.product([None, 0.0, 0.3], [None, (0.8, None), (1.1, 0.5)]):
+        W_std = 1.3
+        r_W, r_b = (W_std, b_std) if readout is None else readout
+        kernel_fn = nt_kernel_fn(nt_layer(*params), depth, W_std, b_std, parameterization, 64, r_W, r_b)
+        mlp = ntkfast.MLP(depth, ours(*params), W_std=W_std, b_std=b_std, parameterization=parameterization,
+                          width=64, readout_W_std=r_W, readout_b_std=r_b)
+        label = (name, depth, parameterization, b_std, readout)
+        for a, b in [(x1, x2), (x1, None)]:
+            ref = kernel_fn(a, b, ("nngp", "ntk"))
+            got = mlp.kernel(a, b)
+            for kind in ("nngp", "ntk"):
+                r, o = np.asarray(getattr(ref, kind)), getattr(got, kind)
+                off = np.ones(r.shape, bool) if b is not None else ~np.eye(len(r), dtype=bool)
+                scale = max(np.max(np.abs(r)), 1e-300)
+                assert np.max(np.abs(o - r)[off]) <= 1e-9 * scale, (label, kind)
+        full = kernel_fn(x1, None)  # a Kernel: cov1 is neural-tangents' exact diagonal NNGP
+        diag = mlp.kernel(x1, diagonal=True)
+        np.testing.assert_allclose(diag.nngp, np.asarray(full.cov1), rtol=1e-12, atol=1e-300, err_msg=str(label))
+        if name != "sign":
+            np.testing.assert_allclose(diag.ntk, np.diag(np.asarray(full.ntk)), rtol=1e-7, err_msg=str(label))
