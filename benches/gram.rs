@@ -53,7 +53,9 @@ fn bench_recursion(c: &mut Criterion) {
     for (name, activation) in activations() {
         for depth in [0, 10] {
             let m = mlp(depth, activation);
-            group.bench_function(format!("{name}_depth{depth}"), |b| b.iter(|| black_box(gram(&m, x.view(), None, BOTH).unwrap())));
+            group.bench_function(format!("{name}_depth{depth}"), |b| {
+                b.iter(|| black_box(gram(&m, x.view(), None, BOTH).unwrap()))
+            });
         }
     }
     group.finish();

@@ -111,13 +111,7 @@ impl Real for f32 {
     const EPSILON: Self = f32::EPSILON;
     const MAX: Self = f32::MAX;
     const NAME: &'static str = "float32";
-    const ATAN_COEFFS: &'static [Self] = &[
-        0.999_999_98,
-        -0.333_327_86,
-        0.199_740_82,
-        -0.138_484_9,
-        0.079_762_92,
-    ];
+    const ATAN_COEFFS: &'static [Self] = &[0.999_999_98, -0.333_327_86, 0.199_740_82, -0.138_484_9, 0.079_762_92];
 
     #[inline(always)]
     fn from_f64(v: f64) -> Self {

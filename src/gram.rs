@@ -63,7 +63,9 @@ fn input_variance<T: Real>(x: &ArrayView2<T>, name: &'static str) -> Result<Vec<
         .map(|row| row.iter().map(|&v| v.to_f64() * v.to_f64()).sum::<f64>())
         .collect();
     match sums.iter().position(|s| !s.is_finite()) {
-        Some(i) => Err(Error::invalid(name, format!("row {i} contains NaN or infinity (or values too large to square)"))),
+        Some(i) => {
+            Err(Error::invalid(name, format!("row {i} contains NaN or infinity (or values too large to square)")))
+        }
         None => Ok(sums.into_iter().map(|s| s / d).collect()),
     }
 }
@@ -116,14 +118,16 @@ fn check_features<T>(x1: &ArrayView2<T>, x2: &ArrayView2<T>) -> Result<(), Error
 pub fn gram_diagonal<T: Real>(mlp: &Mlp, x: ArrayView2<T>, want: Want) -> Result<Kernels<Array1<T>>, Error> {
     let diag = diagonal_of::<T>(mlp, &x, "x1")?;
     let to_array = |v: &[f64]| Array1::from_vec(cast::<T>(v));
-    Ok(Kernels {
-        nngp: want.nngp.then(|| to_array(&diag.nngp)),
-        ntk: want.ntk.then(|| to_array(&diag.ntk)),
-    })
+    Ok(Kernels { nngp: want.nngp.then(|| to_array(&diag.nngp)), ntk: want.ntk.then(|| to_array(&diag.ntk)) })
 }
 
 /// The (n1, n2) NNGP and/or NTK of `x1` against `x2`, or of `x1` with itself when `x2` is None.
-pub fn gram<T: Real>(mlp: &Mlp, x1: ArrayView2<T>, x2: Option<ArrayView2<T>>, want: Want) -> Result<Kernels<Array2<T>>, Error> {
+pub fn gram<T: Real>(
+    mlp: &Mlp,
+    x1: ArrayView2<T>,
+    x2: Option<ArrayView2<T>>,
+    want: Want,
+) -> Result<Kernels<Array2<T>>, Error> {
     if let Some(x2) = &x2 {
         check_features(&x1, x2)?;
     }
@@ -230,7 +234,11 @@ impl<T: Real> WithDual<T> for GramJob<'_, T> {
             },
             |(scratch, row_stats), (rows, cols)| {
                 // The input kernel goes where the NNGP will end up, or into scratch.
-                let sigma = if need_scratch { Out { ptr: scratch.as_mut_ptr(), ld: cols.len(), present: true } } else { self.nngp };
+                let sigma = if need_scratch {
+                    Out { ptr: scratch.as_mut_ptr(), ld: cols.len(), present: true }
+                } else {
+                    self.nngp
+                };
                 let origin = if need_scratch { (0, 0) } else { (rows.start, cols.start) };
                 let on_diagonal = self.symmetric && rows.start == cols.start;
                 // SAFETY: the destination block lies inside its buffer (or the scratch tile).
@@ -364,13 +372,133 @@ impl<T: Real, D: Dual<T>> Vectorized for TileJob<'_, T, D> {
             let col0 = self.cols.start + skip;
             // SAFETY: row r of the tile, columns skip.., inside the buffers; no other worker
             // touches this tile.
-            let sigma = unsafe { std::slice::from_raw_parts_mut(self.sigma.at(self.origin.0 + r, self.origin.1 + skip), len) };
+            let sigma =
+                unsafe { std::slice::from_raw_parts_mut(self.sigma.at(self.origin.0 + r, self.origin.1 + skip), len) };
             if self.theta.present {
                 let theta = unsafe { std::slice::from_raw_parts_mut(self.theta.at(i, col0), len) };
-                recursion::row::<T, D, M, true>(self.steps, self.dual, row_q, row_aux, self.cols_stats, col0, sigma, theta);
+                recursion::row::<T, D, M, true>(
+                    self.steps,
+                    self.dual,
+                    row_q,
+                    row_aux,
+                    self.cols_stats,
+                    col0,
+                    sigma,
+                    theta,
+                );
             } else {
-                recursion::row::<T, D, M, false>(self.steps, self.dual, row_q, row_aux, self.cols_stats, col0, sigma, &mut []);
+                recursion::row::<T, D, M, false>(
+                    self.steps,
+                    self.dual,
+                    row_q,
+                    row_aux,
+                    self.cols_stats,
+                    col0,
+                    sigma,
+                    &mut [],
+                );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::activation::Activation;
+    use crate::spec::{Dense, Parameterization};
+    use ndarray::{Array2, s};
+
+    fn inputs(n: usize, d: usize, seed: u64) -> Array2<f64> {
+        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        Array2::from_shape_fn((n, d), |_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        })
+    }
+
+    fn mlp(activation: Activation, parameterization: Parameterization) -> Mlp {
+        let dense = Dense::new(1.4, Some(0.2), "W_std", "b_std").unwrap();
+        Mlp::new(3, activation, dense, dense, parameterization).unwrap()
+    }
+
+    fn max_rel(a: &Array2<f64>, b: &Array2<f64>) -> f64 {
+        let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        a.iter().zip(b).fold(0.0f64, |m, (x, y)| m.max((x - y).abs())) / scale
+    }
+
+    const BOTH: Want = Want { nngp: true, ntk: true };
+
+    #[test]
+    fn tiling_mirroring_and_blocks_are_consistent() {
+        // 600 rows: several tiles of every edge, ragged last tiles.
+        let x1 = inputs(600, 5, 1);
+        let x2 = inputs(290, 5, 2);
+        for activation in
+            [Activation::AbRelu { a: 0.0, b: 1.0 }, Activation::Erf { a: 1.0, b: 0.7, c: 0.1 }, Activation::Gelu]
+        {
+            for param in [Parameterization::Ntk, Parameterization::Standard { width: 50 }] {
+                let m = mlp(activation, param);
+                let sym = gram(&m, x1.view(), None, BOTH).unwrap();
+                let general = gram(&m, x1.view(), Some(x1.view()), BOTH).unwrap();
+                let diag = gram_diagonal(&m, x1.view(), BOTH).unwrap();
+                for (s, g, d) in [(&sym.nngp, &general.nngp, &diag.nngp), (&sym.ntk, &general.ntk, &diag.ntk)] {
+                    let (s, g, d) = (s.as_ref().unwrap(), g.as_ref().unwrap(), d.as_ref().unwrap());
+                    assert_eq!(s, &s.t().to_owned(), "symmetric output is exactly symmetric");
+                    assert_eq!(s.diag().to_owned(), d, "diagonal is the exact diagonal recursion");
+                    assert!(max_rel(s, g) < 1e-13);
+                }
+                let cross = gram(&m, x1.view(), Some(x2.view()), BOTH).unwrap();
+                let swapped = gram(&m, x2.view(), Some(x1.view()), BOTH).unwrap();
+                let block = gram(&m, x1.slice(s![100..400, ..]), Some(x2.view()), BOTH).unwrap();
+                for (c, w, b) in [(&cross.ntk, &swapped.ntk, &block.ntk), (&cross.nngp, &swapped.nngp, &block.nngp)] {
+                    let (c, w, b) = (c.as_ref().unwrap(), w.as_ref().unwrap(), b.as_ref().unwrap());
+                    assert!(max_rel(c, &w.t().to_owned()) < 1e-13);
+                    assert!(max_rel(&c.slice(s![100..400, ..]).to_owned(), b) < 1e-13);
+                }
+                let nngp_only = gram(&m, x1.view(), None, Want { nngp: true, ntk: false }).unwrap();
+                let ntk_only = gram(&m, x1.view(), None, Want { nngp: false, ntk: true }).unwrap();
+                assert!(ntk_only.nngp.is_none() && nngp_only.ntk.is_none());
+                assert_eq!(nngp_only.nngp, sym.nngp);
+                assert_eq!(ntk_only.ntk, sym.ntk);
+            }
+        }
+    }
+
+    #[test]
+    fn float32_agrees_with_float64() {
+        let x = inputs(300, 40, 3);
+        let m = mlp(Activation::AbRelu { a: 0.0, b: 1.0 }, Parameterization::Ntk);
+        let k64 = gram(&m, x.view(), None, BOTH).unwrap();
+        let k32 = gram(&m, x.mapv(|v| v as f32).view(), None, BOTH).unwrap();
+        let back = k32.ntk.unwrap().mapv(|v| v as f64);
+        assert!(max_rel(&back, k64.ntk.as_ref().unwrap()) < 1e-5);
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        let m = mlp(Activation::Gelu, Parameterization::Ntk);
+        let mut x = inputs(4, 3, 4);
+        assert!(matches!(
+            gram(&m, x.view(), Some(inputs(2, 2, 5).view()), BOTH),
+            Err(Error::InvalidArgument { name: "x2", .. })
+        ));
+        assert!(matches!(
+            gram(&m, Array2::<f64>::zeros((0, 3)).view(), None, BOTH),
+            Err(Error::InvalidArgument { name: "x1", .. })
+        ));
+        x[[1, 2]] = f64::NAN;
+        assert!(matches!(gram(&m, x.view(), None, BOTH), Err(Error::InvalidArgument { name: "x1", .. })));
+        let deep = Mlp::new(
+            400,
+            Activation::AbRelu { a: 0.0, b: 1.0 },
+            Dense::new(3.0, None, "W_std", "b_std").unwrap(),
+            Dense::new(1.0, None, "W_std", "b_std").unwrap(),
+            Parameterization::Ntk,
+        )
+        .unwrap();
+        assert!(matches!(gram(&deep, inputs(3, 3, 6).view(), None, BOTH), Err(Error::Overflow { .. })));
     }
 }

@@ -42,7 +42,10 @@ fn non_negative(value: i64, name: &'static str) -> PyResult<usize> {
     usize::try_from(value).map_err(|_| PyValueError::new_err(format!("{name}: must be >= 0, got {value}")))
 }
 
-fn outputs<'py, A: Dimension, T: Element>(py: Python<'py>, k: Kernels<Array<T, A>>) -> (Option<Bound<'py, PyAny>>, Option<Bound<'py, PyAny>>) {
+fn outputs<'py, A: Dimension, T: Element>(
+    py: Python<'py>,
+    k: Kernels<Array<T, A>>,
+) -> (Option<Bound<'py, PyAny>>, Option<Bound<'py, PyAny>>) {
     let wrap = |a: Array<T, A>| PyArray::from_owned_array(py, a).into_any();
     (k.nngp.map(wrap), k.ntk.map(wrap))
 }
@@ -72,9 +75,10 @@ impl PyMlp {
     ) -> PyResult<KernelPair<'py>> {
         let x2 = match x2 {
             None => None,
-            Some(x2) => Some(x2.cast::<PyArray2<T>>().map_err(|_| {
-                PyTypeError::new_err(format!("x2: must be a 2-D {} NumPy array like x1", T::NAME))
-            })?),
+            Some(x2) => Some(
+                x2.cast::<PyArray2<T>>()
+                    .map_err(|_| PyTypeError::new_err(format!("x2: must be a 2-D {} NumPy array like x1", T::NAME)))?,
+            ),
         };
         let x1 = x1.try_readonly().map_err(|e| PyValueError::new_err(format!("x1: {e}")))?;
         let x2 = x2.map(|x| x.try_readonly().map_err(|e| PyValueError::new_err(format!("x2: {e}")))).transpose()?;
@@ -83,7 +87,12 @@ impl PyMlp {
         Ok(outputs(py, k))
     }
 
-    fn diagonal_typed<'py, T: Real + Element>(&self, py: Python<'py>, x: &Bound<'py, PyArray2<T>>, want: Want) -> PyResult<KernelPair<'py>> {
+    fn diagonal_typed<'py, T: Real + Element>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyArray2<T>>,
+        want: Want,
+    ) -> PyResult<KernelPair<'py>> {
         let x = x.try_readonly().map_err(|e| PyValueError::new_err(format!("x1: {e}")))?;
         let view = x.as_array();
         let k = without_gil(py, || gram::gram_diagonal(&self.inner, view, want))?;
@@ -123,10 +132,14 @@ impl PyMlp {
             ("ntk", _) => Parameterization::Ntk,
             ("standard", Some(width)) => Parameterization::Standard { width: non_negative(width, "width")? },
             ("standard", None) => {
-                return Err(PyValueError::new_err("width: required for parameterization='standard' (its NTK depends on the width)"));
+                return Err(PyValueError::new_err(
+                    "width: required for parameterization='standard' (its NTK depends on the width)",
+                ));
             }
             (other, _) => {
-                return Err(PyValueError::new_err(format!("parameterization: must be 'ntk' or 'standard', got {other:?}")));
+                return Err(PyValueError::new_err(format!(
+                    "parameterization: must be 'ntk' or 'standard', got {other:?}"
+                )));
             }
         };
         let inner = Mlp::new(depth, activation, hidden, readout, parameterization).map_err(to_py_err)?;
@@ -156,7 +169,13 @@ impl PyMlp {
 
     /// (nngp, ntk) diagonals k(x_i, x_i), by the exact diagonal recursion.
     #[pyo3(signature = (x, nngp=true, ntk=true))]
-    fn kernel_diagonal<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>, nngp: bool, ntk: bool) -> PyResult<KernelPair<'py>> {
+    fn kernel_diagonal<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        nngp: bool,
+        ntk: bool,
+    ) -> PyResult<KernelPair<'py>> {
         let want = want(nngp, ntk)?;
         if let Ok(a) = x.cast::<PyArray2<f64>>() {
             self.diagonal_typed(py, a, want)

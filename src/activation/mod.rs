@@ -62,10 +62,7 @@ impl Activation {
             if params.len() == n {
                 Ok(())
             } else {
-                Err(Error::invalid(
-                    "activation",
-                    format!("{name} takes {n} parameter(s), got {}", params.len()),
-                ))
+                Err(Error::invalid("activation", format!("{name} takes {n} parameter(s), got {}", params.len())))
             }
         };
         if let Some(bad) = params.iter().find(|p| !p.is_finite()) {
