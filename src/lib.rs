@@ -13,9 +13,11 @@
 //! ```
 
 pub mod activation;
+pub mod cholesky;
 pub mod error;
 pub mod float;
 pub mod gram;
+pub mod linalg;
 pub mod memory;
 pub mod recursion;
 pub mod simd;

@@ -13,6 +13,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use crate::error::Error;
 use crate::float::Real;
 use crate::gram::{self, Kernels, Want};
+use crate::linalg::{self, EighDriver};
 use crate::spec::{Dense, Mlp, Parameterization};
 use crate::{Activation, simd};
 
@@ -100,12 +101,15 @@ impl PyMlp {
     }
 }
 
-fn wrong_array(x: &Bound<'_, PyAny>, name: &str) -> PyErr {
-    let what = match x.cast::<numpy::PyUntypedArray>() {
+fn describe(x: &Bound<'_, PyAny>) -> String {
+    match x.cast::<numpy::PyUntypedArray>() {
         Ok(a) => format!("a {}-D array of dtype {}", a.ndim(), a.dtype()),
         Err(_) => x.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "an object".into()),
-    };
-    PyTypeError::new_err(format!("{name}: must be a 2-D float32 or float64 NumPy array, got {what}"))
+    }
+}
+
+fn wrong_array(x: &Bound<'_, PyAny>, name: &str) -> PyErr {
+    PyTypeError::new_err(format!("{name}: must be a 2-D float32 or float64 NumPy array, got {}", describe(x)))
 }
 
 #[pymethods]
@@ -191,6 +195,64 @@ impl PyMlp {
     }
 }
 
+/// A float64 2-D array argument of the linear-algebra functions, or a TypeError naming it.
+fn matrix<'a, 'py>(x: &'a Bound<'py, PyAny>, name: &str) -> PyResult<&'a Bound<'py, PyArray2<f64>>> {
+    x.cast::<PyArray2<f64>>().map_err(|_| wrong_matrix(x, name))
+}
+
+fn wrong_matrix(x: &Bound<'_, PyAny>, name: &str) -> PyErr {
+    PyTypeError::new_err(format!("{name}: must be a 2-D float64 NumPy array, got {}", describe(x)))
+}
+
+/// Eigenvalues (ascending) and eigenvectors (columns) of a symmetric matrix.
+#[pyfunction]
+#[pyo3(signature = (a, driver="syevd"))]
+fn eigh<'py>(py: Python<'py>, a: &Bound<'py, PyAny>, driver: &str) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let driver = EighDriver::from_name(driver).map_err(to_py_err)?;
+    let a = matrix(a, "a")?.try_readonly().map_err(|e| PyValueError::new_err(format!("a: {e}")))?;
+    let view = a.as_array();
+    let (w, v) = without_gil(py, || linalg::eigh(view, driver))?;
+    Ok((PyArray::from_owned_array(py, w).into_any(), PyArray::from_owned_array(py, v).into_any()))
+}
+
+/// Eigenvalues (ascending) of a symmetric matrix.
+#[pyfunction]
+fn eigvalsh<'py>(py: Python<'py>, a: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let a = matrix(a, "a")?.try_readonly().map_err(|e| PyValueError::new_err(format!("a: {e}")))?;
+    let view = a.as_array();
+    let w = without_gil(py, || linalg::eigvalsh(view))?;
+    Ok(PyArray::from_owned_array(py, w).into_any())
+}
+
+/// The lower Cholesky factor of a symmetric positive definite matrix.
+#[pyfunction]
+fn cholesky<'py>(py: Python<'py>, a: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let a = matrix(a, "a")?.try_readonly().map_err(|e| PyValueError::new_err(format!("a: {e}")))?;
+    let view = a.as_array();
+    let l = without_gil(py, || linalg::cholesky(view))?;
+    Ok(PyArray::from_owned_array(py, l).into_any())
+}
+
+/// Solves a x = b from the lower Cholesky factor `c` of a; b of shape (n, k).
+#[pyfunction]
+fn cho_solve<'py>(py: Python<'py>, c: &Bound<'py, PyAny>, b: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let c = matrix(c, "c")?.try_readonly().map_err(|e| PyValueError::new_err(format!("c: {e}")))?;
+    let b = matrix(b, "b")?.try_readonly().map_err(|e| PyValueError::new_err(format!("b: {e}")))?;
+    let (cv, bv) = (c.as_array(), b.as_array());
+    let x = without_gil(py, || linalg::cho_solve(cv, bv))?;
+    Ok(PyArray::from_owned_array(py, x).into_any())
+}
+
+/// a @ b for float64 matrices of any strides (the prediction code's large products).
+#[pyfunction]
+fn matmul<'py>(py: Python<'py>, a: &Bound<'py, PyAny>, b: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let a = matrix(a, "a")?.try_readonly().map_err(|e| PyValueError::new_err(format!("a: {e}")))?;
+    let b = matrix(b, "b")?.try_readonly().map_err(|e| PyValueError::new_err(format!("b: {e}")))?;
+    let (av, bv) = (a.as_array(), b.as_array());
+    let out = without_gil(py, || linalg::matmul(av, bv))?;
+    Ok(PyArray::from_owned_array(py, out).into_any())
+}
+
 /// The SIMD level the kernels run at on this CPU ("avx512", "avx2" or "baseline").
 #[pyfunction]
 fn simd_level() -> &'static str {
@@ -212,6 +274,11 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyMlp>()?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(eigh, m)?)?;
+    m.add_function(wrap_pyfunction!(eigvalsh, m)?)?;
+    m.add_function(wrap_pyfunction!(cholesky, m)?)?;
+    m.add_function(wrap_pyfunction!(cho_solve, m)?)?;
+    m.add_function(wrap_pyfunction!(matmul, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -75,3 +75,22 @@ def test_agrees_with_neural_tangents(name, depth, parameterization):
         np.testing.assert_allclose(diag.nngp, np.asarray(full.cov1), rtol=1e-12, atol=1e-300, err_msg=str(label))
         if name != "sign":
             np.testing.assert_allclose(diag.ntk, np.diag(np.asarray(full.ntk)), rtol=1e-7, err_msg=str(label))
+
+
+@pytest.mark.parametrize("get", ["nngp", "ntk"])
+@pytest.mark.parametrize("diag_reg", [0.0, 1e-3])
+def test_predictions_agree_with_neural_tangents(get, diag_reg):
+    nt = pytest.importorskip("neural_tangents")
+    rng = np.random.default_rng(11)
+    x, xt, y = rng.standard_normal((25, 6)), rng.standard_normal((7, 6)), rng.standard_normal((25, 3))
+    kernel_fn = nt_kernel_fn(stax.Relu(), 2, 1.4, 0.1, "ntk", 64, 1.4, 0.1)
+    ref_fn = nt.predict.gradient_descent_mse_ensemble(kernel_fn, x, y, diag_reg=diag_reg)
+    mlp = ntkfast.MLP(2, "relu", W_std=1.4, b_std=0.1)
+    for t in (0.5, 5.0, 50.0, None):
+        for x_test in (xt, None):
+            ref = ref_fn(t, x_test, get, compute_cov=True)
+            got = mlp.predict(x, y, x_test, t=t, get=get, compute_cov=True, diag_reg=diag_reg)
+            for mine, theirs in ((got.mean, ref.mean), (got.cov, ref.covariance)):
+                theirs = np.asarray(theirs)
+                scale = max(np.max(np.abs(theirs)), 1e-12)
+                assert np.max(np.abs(mine - theirs)) <= 1e-6 * scale, (get, diag_reg, t, x_test is None)

@@ -8,8 +8,14 @@ A Rust core (multithreaded, SIMD) with neural-tangents' conventions and numbers:
     k_test = mlp.kernel(x_test, x_train, get="ntk")
 """
 
-from . import activations
-from ._core import __version__, num_threads, simd_level
-from .models import MLP, Kernel
+from . import _openblas
 
-__all__ = ["MLP", "Kernel", "activations", "num_threads", "simd_level", "__version__"]
+_openblas.configure()  # before the core, and with it OpenBLAS, is loaded
+
+from . import activations, linalg, predict  # noqa: E402
+from ._core import __version__, num_threads, simd_level  # noqa: E402
+from .linalg import eigh, eigvalsh  # noqa: E402
+from .models import MLP, Kernel  # noqa: E402
+
+__all__ = ["MLP", "Kernel", "activations", "eigh", "eigvalsh", "linalg", "predict", "num_threads", "simd_level",
+           "__version__"]

@@ -9,6 +9,7 @@ import numpy as np
 
 from . import _core
 from . import activations as _activations
+from . import predict as _predict
 from ._arrays import as_input_pair, as_inputs
 
 __all__ = ["MLP", "Kernel"]
@@ -182,3 +183,35 @@ class MLP:
             nngp, ntk = self._spec.kernel(a, b, **want)
         result = Kernel(nngp, ntk, names)
         return result[names[0]] if single else result
+
+    def _kernel_float64(self, x1, x2=None, *, get=("nngp", "ntk")):
+        """Kernels in float64 whatever the input dtype: predictions solve linear systems in them."""
+        a = np.asarray(as_inputs(x1, "x1"), dtype=np.float64)
+        b = None if x2 is None else np.asarray(as_inputs(x2, "x2"), dtype=np.float64)
+        return self.kernel(a, b, get=get)
+
+    def predict(self, x_train, y_train, x_test=None, *, t=None, get="ntk", compute_cov: bool = False,
+                diag_reg: float = 0.0, diag_reg_absolute_scale: bool = False):
+        """Outputs of the infinite ensemble of these networks, infinitely wide, trained by gradient
+        flow on MSE for time ``t`` (neural-tangents' ``gradient_descent_mse_ensemble``).
+
+        Args:
+            x_train, y_train: training inputs (n, d) and targets (n,) or (n, k).
+            x_test: inputs to predict on; None predicts on the training inputs.
+            t: None or inf (converged; by Cholesky), a number, or an array of times (leading axes
+                of the result; one eigendecomposition serves all). Time is normalised by
+                ``y_train.size`` (learning rate 1 on the loss 0.5 * mean((f - y)^2)).
+            get: "ntk" (all layers trained), "nngp" (only the readout trained, i.e. the NNGP
+                posterior mean at t = inf), or a tuple of both (then a namedtuple of results).
+            compute_cov: also return the covariance over the ensemble (shared by the outputs):
+                a ``Gaussian(mean, cov)``.
+            diag_reg: added to the training kernel's diagonal, relative to its mean diagonal
+                unless ``diag_reg_absolute_scale``.
+
+        Returns:
+            The mean, (n_test, k) (or (n_test,) for 1-D targets) after the shape of ``t``, or a
+            ``Gaussian`` with ``.mean`` and ``.cov`` (n_test, n_test).
+        """
+        fn = _predict.gradient_descent_mse_ensemble(self._kernel_float64, x_train, y_train, diag_reg=diag_reg,
+                                                    diag_reg_absolute_scale=diag_reg_absolute_scale)
+        return fn(t, x_test, get, compute_cov)

@@ -1,0 +1,593 @@
+"""What gradient-flow training and Bayesian inference do with an NNGP or NTK.
+
+Under gradient flow on the MSE loss ``0.5 * mean((f - y)**2)`` (learning rate 1, so that time is
+normalised by ``N = y_train.size``) a network in the kernel regime evolves as
+
+    f_t(x_train) = y + exp(-K t / N) (f_0 - y),
+    f_t(x)       = f_0(x) + K(x, x_train) K^-1 (I - exp(-K t / N)) (y - f_0(x_train)),
+
+converging along each eigenvector of K at the rate of its eigenvalue. This module follows
+neural-tangents' ``predict`` module (same names, arguments and numbers): ``gradient_descent_mse``
+and ``gp_inference`` on precomputed kernels, ``gradient_descent_mse_ensemble`` (and
+``MLP.predict``) for the mean and covariance of an infinite ensemble of infinitely wide networks.
+
+The seeds' convention L = 1/2 sum (f - y)^2 (no 1/N) is the same flow with t_seeds = t / N.
+One eigendecomposition serves every time; ``t=None`` (or ``inf``) is computed by a Cholesky
+solve instead. Eigendecompositions and factorisations run in the Rust core (LAPACK).
+"""
+
+from __future__ import annotations
+
+import collections
+import numbers
+import warnings
+from typing import NamedTuple, Optional, Union
+
+import numpy as np
+
+from . import linalg
+from .linalg import matmul as _mm
+
+__all__ = [
+    "Gaussian",
+    "GradientFlow",
+    "TrainingCurves",
+    "gradient_descent_mse",
+    "gp_inference",
+    "gradient_descent_mse_ensemble",
+    "training_curves",
+    "max_learning_rate",
+]
+
+
+class Gaussian(NamedTuple):
+    """Mean and covariance of the predictions (``covariance`` is an alias of ``cov``)."""
+
+    mean: np.ndarray
+    cov: np.ndarray
+
+    @property
+    def covariance(self) -> np.ndarray:
+        return self.cov
+
+
+# ---------------------------------------------------------------------------------------------
+# argument checks
+
+
+def _targets(y, name: str = "y_train") -> tuple[np.ndarray, bool]:
+    """``y`` as float64 of shape (n, k), and whether it was 1-D."""
+    arr = np.asarray(y)
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"{name}: must hold real numbers, got dtype {arr.dtype}")
+    if arr.ndim not in (1, 2) or arr.shape[0] == 0 or arr.size == 0:
+        raise ValueError(f"{name}: must be a non-empty array of shape (n,) or (n, n_outputs), got {arr.shape}")
+    arr = np.asarray(arr, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name}: contains NaN or infinity")
+    return (arr[:, None], True) if arr.ndim == 1 else (arr, False)
+
+
+def _square(k, name: str, n: Optional[int] = None) -> np.ndarray:
+    arr = np.asarray(k)
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"{name}: must hold real numbers, got dtype {arr.dtype}")
+    if arr.ndim != 2 or arr.shape[0] != arr.shape[1] or (n is not None and arr.shape[0] != n):
+        want = f"({n}, {n})" if n is not None else "square"
+        raise ValueError(f"{name}: must be a {want} matrix, got shape {arr.shape}")
+    arr = np.asarray(arr, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name}: contains NaN or infinity")
+    return arr
+
+
+def _rectangular(k, name: str, n_train: int) -> np.ndarray:
+    arr = np.asarray(k)
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"{name}: must hold real numbers, got dtype {arr.dtype}")
+    if arr.ndim != 2 or arr.shape[1] != n_train:
+        raise ValueError(f"{name}: must have shape (n_test, {n_train}), got {arr.shape}")
+    arr = np.asarray(arr, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name}: contains NaN or infinity")
+    return arr
+
+
+def _diag_reg(diag_reg, diag_reg_absolute_scale) -> float:
+    if isinstance(diag_reg, bool) or not isinstance(diag_reg, numbers.Real) or not np.isfinite(diag_reg) or diag_reg < 0:
+        raise ValueError(f"diag_reg: must be a finite number >= 0, got {diag_reg!r}")
+    if not isinstance(diag_reg_absolute_scale, (bool, np.bool_)):
+        raise TypeError(f"diag_reg_absolute_scale: must be True or False, got {diag_reg_absolute_scale!r}")
+    return float(diag_reg)
+
+
+def _regularized(k: np.ndarray, diag_reg: float, absolute: bool) -> np.ndarray:
+    """k + diag_reg * I, with diag_reg relative to the mean diagonal unless ``absolute``."""
+    if diag_reg == 0.0:
+        return k
+    scale = diag_reg if absolute else diag_reg * np.trace(k) / k.shape[0]
+    out = k.copy()
+    out[np.diag_indices_from(out)] += scale
+    return out
+
+
+def _times(t, learning_rate: float) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Times as a flat float64 array (scaled by the learning rate) and their shape."""
+    arr = np.asarray(t)
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"t: must be None, a number or an array of numbers, got dtype {arr.dtype}")
+    arr = np.asarray(arr, dtype=np.float64)
+    if np.any(np.isnan(arr)) or np.any(arr < 0):
+        raise ValueError("t: times must be >= 0 (inf allowed), without NaN")
+    return arr.reshape(-1) * learning_rate, arr.shape
+
+
+def _learning_rate(learning_rate) -> float:
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real) or not (
+            np.isfinite(learning_rate) and learning_rate > 0):
+        raise ValueError(f"learning_rate: must be a finite number > 0, got {learning_rate!r}")
+    return float(learning_rate)
+
+
+def _is_infinite(t) -> bool:
+    """t=None or a scalar inf: the converged solution, by Cholesky."""
+    return t is None or (np.ndim(t) == 0 and isinstance(t, numbers.Real) and np.isinf(t) and t > 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# the eigenbasis of a (regularised) kernel: one decomposition for every t
+
+
+class _Eigenbasis:
+    def __init__(self, k: np.ndarray, normalization: float, name: str, regularized: bool):
+        self.values, self.vectors = linalg.eigh(k)
+        self.normalization = normalization
+        top = max(self.values[-1], 0.0)
+        if not regularized and self.values[0] <= k.shape[0] * np.finfo(float).eps * top:
+            warnings.warn(
+                f"{name} is singular to working precision (smallest eigenvalue {self.values[0]:.3e}, largest "
+                f"{top:.3e}): directions with eigenvalue <= 0 are treated as untrainable; pass diag_reg > 0 "
+                "(e.g. 1e-6) to regularise instead", RuntimeWarning, stacklevel=4)
+        # Negative eigenvalues are round-off of a PSD kernel: clipped at 0 in the exponent.
+        self.clipped = np.maximum(self.values, 0.0)
+
+    def _rate(self, t: np.ndarray) -> np.ndarray:
+        """max(lambda, 0) t / N, shape (T, n); 0 * inf = 0 (a zero eigenvalue never moves)."""
+        with np.errstate(invalid="ignore"):
+            rate = self.clipped[None, :] * t[:, None] / self.normalization
+        return np.nan_to_num(rate, nan=0.0, posinf=np.inf)
+
+    def decay(self, t: np.ndarray) -> np.ndarray:
+        """exp(-max(lambda, 0) t / N): what is left of the residual along each eigenvector."""
+        return np.exp(-self._rate(t))
+
+    def growth(self, t: np.ndarray) -> np.ndarray:
+        """1 - exp(-max(lambda, 0) t / N): how much of the target has been fitted."""
+        return -np.expm1(-self._rate(t))
+
+    def gain(self, t: np.ndarray) -> np.ndarray:
+        """growth / lambda, the eigenvalues of K^-1 (I - exp(-K t / N)), shape (T, n).
+
+        As neural-tangents: 0 for lambda < 0. For lambda = 0 exactly (where neural-tangents
+        gives 0/0 = NaN) the limit t / N, or 0 at t = inf (the pseudo-inverse)."""
+        lam = self.values[None, :]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = np.where(lam > 0, self.growth(t) / np.where(lam > 0, lam, 1.0), 0.0)
+        at_zero = np.where(np.isinf(t), 0.0, t / self.normalization)[:, None]
+        return np.where(lam == 0, at_zero, out)
+
+    def to_basis(self, a: np.ndarray) -> np.ndarray:
+        return self.vectors.T @ a
+
+    def from_basis(self, a: np.ndarray) -> np.ndarray:
+        return self.vectors @ a
+
+
+class GradientFlow:
+    """Gradient flow on the MSE loss with a fixed kernel ``k_train_train``.
+
+    The seeds' ``f_t = y + exp(-K t) (f_0 - y)`` with neural-tangents' time normalisation
+    (t / y_train.size). The (regularised) kernel is eigendecomposed once; every method takes
+    ``t`` as a number or an array of any shape, which leads the shape of the result.
+
+    Attributes:
+        eigenvalues, eigenvectors: of the regularised kernel (ascending; columns).
+        timescales: N / eigenvalue, the time over which each eigen-direction of the residual
+            shrinks by e (inf for eigenvalues <= 0).
+    """
+
+    def __init__(self, k_train_train, y_train, *, diag_reg: float = 0.0, diag_reg_absolute_scale: bool = False,
+                 learning_rate: float = 1.0):
+        self._y, self._y_is_1d = _targets(y_train)
+        self._k = _square(k_train_train, "k_train_train", self._y.shape[0])
+        reg = _diag_reg(diag_reg, diag_reg_absolute_scale)
+        self.learning_rate = _learning_rate(learning_rate)
+        self._basis = _Eigenbasis(_regularized(self._k, reg, diag_reg_absolute_scale), float(self._y.size),
+                                  "k_train_train", regularized=reg > 0)
+        self.eigenvalues, self.eigenvectors = self._basis.values, self._basis.vectors
+
+    @property
+    def timescales(self) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.where(self.eigenvalues > 0, self._basis.normalization / self.eigenvalues, np.inf)
+
+    def _shape(self, values: np.ndarray, t_shape: tuple[int, ...]) -> np.ndarray:
+        values = values.reshape(t_shape + values.shape[1:])
+        return values[..., 0] if self._y_is_1d else values
+
+    def _initial(self, f0, name: str, n: int) -> np.ndarray:
+        f0 = np.asarray(f0, dtype=np.float64)
+        if f0.ndim == 0:
+            return np.full((n, self._y.shape[1]), float(f0))
+        f0 = f0[:, None] if f0.ndim == 1 and self._y_is_1d else f0
+        if f0.shape != (n, self._y.shape[1]):
+            raise ValueError(f"{name}: must be a number or have shape {(n, self._y.shape[1])}, got {f0.shape}")
+        return f0
+
+    def residual(self, t, fx_train_0=0.0) -> np.ndarray:
+        """Coefficients of the training residual f_t - y along each eigenvector, shape (..., n, k):
+        the seeds' convergence along principal components, c_i(t) = exp(-lambda_i t / N) c_i(0)."""
+        t_flat, t_shape = _times(t, self.learning_rate)
+        c0 = self._basis.to_basis(self._initial(fx_train_0, "fx_train_0", self._y.shape[0]) - self._y)
+        values = self._basis.decay(t_flat)[:, :, None] * c0[None]
+        return values.reshape(t_shape + values.shape[1:])
+
+    def train(self, t, fx_train_0=0.0) -> np.ndarray:
+        """Outputs on the training inputs at time[s] t."""
+        t_flat, t_shape = _times(t, self.learning_rate)
+        f0 = self._initial(fx_train_0, "fx_train_0", self._y.shape[0])
+        c0 = self._basis.to_basis(f0 - self._y)
+        residual = np.einsum("ji,ti,ik->tjk", self.eigenvectors, self._basis.decay(t_flat), c0, optimize=True)
+        return self._shape(self._y[None] + residual, t_shape)
+
+    def test(self, t, k_test_train, fx_train_0=0.0, fx_test_0=0.0) -> np.ndarray:
+        """Outputs on test inputs (given their kernel with the training inputs) at time[s] t."""
+        t_flat, t_shape = _times(t, self.learning_rate)
+        k_td = _rectangular(k_test_train, "k_test_train", self._y.shape[0])
+        f0 = self._initial(fx_train_0, "fx_train_0", self._y.shape[0])
+        ft0 = self._initial(fx_test_0, "fx_test_0", k_td.shape[0])
+        c0 = self._basis.to_basis(self._y - f0)
+        change = np.einsum("li,ti,ik->tlk", _mm(k_td, self.eigenvectors), self._basis.gain(t_flat), c0, optimize=True)
+        return self._shape(ft0[None] + change, t_shape)
+
+
+# ---------------------------------------------------------------------------------------------
+# neural-tangents' API on precomputed kernels
+
+
+def gradient_descent_mse(k_train_train, y_train, learning_rate: float = 1.0, diag_reg: float = 0.0,
+                         diag_reg_absolute_scale: bool = False):
+    """Outputs of a model trained by gradient flow on MSE with a fixed kernel (neural-tangents'
+    ``predict.gradient_descent_mse``).
+
+    Returns ``predict_fn(t=None, fx_train_0=0., fx_test_0=None, k_test_train=None)`` giving
+    ``fx_train_t``, or ``(fx_train_t, fx_test_t)`` when ``fx_test_0`` is given (``fx_train_0=None``
+    skips the training outputs). ``t=None`` (or ``inf``) is the converged solution by a Cholesky
+    solve; finite times (any array shape, leading the result) share one eigendecomposition.
+    """
+    y, y_is_1d = _targets(y_train)
+    k = _square(k_train_train, "k_train_train", y.shape[0])
+    reg = _diag_reg(diag_reg, diag_reg_absolute_scale)
+    lr = _learning_rate(learning_rate)
+    cache: dict = {}
+
+    def flow() -> GradientFlow:
+        if "flow" not in cache:
+            cache["flow"] = GradientFlow(k, y_train, diag_reg=reg, diag_reg_absolute_scale=diag_reg_absolute_scale,
+                                         learning_rate=lr)
+        return cache["flow"]
+
+    def factor() -> np.ndarray:
+        if "chol" not in cache:
+            cache["chol"] = linalg.cholesky(_regularized(k, reg, diag_reg_absolute_scale))
+        return cache["chol"]
+
+    def predict_fn(t=None, fx_train_0=0.0, fx_test_0=None, k_test_train=None):
+        if fx_train_0 is None and fx_test_0 is None:
+            raise ValueError("fx_train_0, fx_test_0: both are None, so nothing would be predicted")
+        if fx_test_0 is not None and k_test_train is None:
+            raise ValueError("k_test_train: required to predict on the test set (fx_test_0 is given)")
+        if _is_infinite(t):
+            out_train = out_test = None
+            if fx_train_0 is not None:
+                out_train = y[:, 0] if y_is_1d else y.copy()
+            if fx_test_0 is not None:
+                k_td = _rectangular(k_test_train, "k_test_train", y.shape[0])
+                f0 = _broadcast(fx_train_0, y.shape, "fx_train_0", y_is_1d) if fx_train_0 is not None else 0.0
+                ft0 = _broadcast(fx_test_0, (k_td.shape[0], y.shape[1]), "fx_test_0", y_is_1d)
+                test = ft0 + k_td @ linalg.cho_solve(factor(), y - f0)
+                out_test = test[:, 0] if y_is_1d else test
+        else:
+            f = flow()
+            out_train = None if fx_train_0 is None else f.train(t, fx_train_0)
+            out_test = None
+            if fx_test_0 is not None:
+                out_test = f.test(t, k_test_train, 0.0 if fx_train_0 is None else fx_train_0, fx_test_0)
+        if out_train is not None and out_test is not None:
+            return out_train, out_test
+        return out_test if out_train is None else out_train
+
+    return predict_fn
+
+
+def _broadcast(f0, shape, name: str, y_is_1d: bool) -> np.ndarray:
+    f0 = np.asarray(f0, dtype=np.float64)
+    if f0.ndim == 1 and y_is_1d:
+        f0 = f0[:, None]
+    try:
+        return np.broadcast_to(f0, shape)
+    except ValueError:
+        raise ValueError(f"{name}: must be a number or have shape {shape}, got {f0.shape}") from None
+
+
+def _kernel_part(k, g: str, name: str):
+    """``k`` itself if an array, else its ``g`` attribute (a Kernel or a namedtuple)."""
+    if k is None:
+        return None
+    if isinstance(k, np.ndarray) or not hasattr(k, g):
+        return k
+    part = getattr(k, g)
+    if part is None:
+        raise ValueError(f"{name}: has no {g!r} kernel (compute it with get=('nngp', 'ntk'))")
+    return part
+
+
+def _results(get, out: dict):
+    if isinstance(get, str):
+        return out[get]
+    return collections.namedtuple("Gaussians", list(out))(**out)
+
+
+def _parse_get(get, allowed=("nngp", "ntk")) -> tuple[str, ...]:
+    names = (get,) if isinstance(get, str) else tuple(get) if isinstance(get, (tuple, list)) else None
+    if not names or any(g not in allowed for g in names):
+        raise ValueError(f"get: must be one of {allowed} or a tuple of them, got {get!r}")
+    return names
+
+
+def gp_inference(k_train_train, y_train, diag_reg: float = 0.0, diag_reg_absolute_scale: bool = False):
+    """The NNGP / NTK / NTKGP posteriors (neural-tangents' ``predict.gp_inference``).
+
+    ``k_train_train`` is an array or a ``Kernel`` with ``.nngp`` / ``.ntk``. Returns
+    ``predict_fn(get=None, k_test_train=None, k_test_test=None)``: the posterior mean on the test
+    set (``y_train`` on the training set when ``k_test_train`` is None), or a ``Gaussian`` with
+    the covariance when ``k_test_test`` is given. ``get`` is "nngp", "ntk", "ntkgp" or a tuple
+    (default ("nngp", "ntk")). The "ntk" covariance needs both kernels in ``k_train_train`` and
+    ``k_test_train``, and the NNGP in ``k_test_test``; "ntkgp" uses the NTK throughout.
+    """
+    y, y_is_1d = _targets(y_train)
+    reg = _diag_reg(diag_reg, diag_reg_absolute_scale)
+    factors: dict = {}
+
+    def train_kernel(g: str) -> np.ndarray:
+        return _square(_kernel_part(k_train_train, g, "k_train_train"), "k_train_train", y.shape[0])
+
+    def solve(g: str, b: np.ndarray) -> np.ndarray:
+        if g not in factors:
+            factors[g] = linalg.cholesky(_regularized(train_kernel(g), reg, diag_reg_absolute_scale))
+        return linalg.cho_solve(factors[g], b)
+
+    def predict_fn(get=None, k_test_train=None, k_test_test=None):
+        names = _parse_get(("nngp", "ntk") if get is None else get, ("nngp", "ntk", "ntkgp"))
+        out = {}
+        for g in names:
+            k = "ntk" if g == "ntkgp" else g
+            if k_test_train is None:
+                mean = y.copy()
+            else:
+                k_td = _rectangular(_kernel_part(k_test_train, k, "k_test_train"), "k_test_train", y.shape[0])
+                mean = k_td @ solve(k, y)
+            mean = mean[:, 0] if y_is_1d else mean
+            if k_test_test is None:
+                out[g] = mean
+                continue
+            if k_test_train is None:
+                out[g] = Gaussian(mean, np.zeros((y.shape[0], y.shape[0])))
+                continue
+            g_init = "ntk" if g == "ntkgp" else "nngp"
+            k_tt = _square(_kernel_part(k_test_test, g_init, "k_test_test"), "k_test_test", k_td.shape[0])
+            init_td = _rectangular(_kernel_part(k_test_train, g_init, "k_test_train"), "k_test_train", y.shape[0])
+            if g in ("nngp", "ntkgp"):
+                cov = k_tt - _mm(k_td, solve(k, init_td.T))
+            else:
+                cov = _ntk_covariance(solve("ntk", k_td.T), train_kernel("nngp"), init_td, k_tt)
+            out[g] = Gaussian(mean, cov)
+        return _results(get if get is not None else ("nngp", "ntk"), out)
+
+    return predict_fn
+
+
+def _ntk_covariance(a: np.ndarray, nngp_dd: np.ndarray, nngp_td: np.ndarray, nngp_tt: np.ndarray) -> np.ndarray:
+    """nngp_tt + A^T nngp_dd A - S - S^T with S = A^T nngp_dt, A = Theta^-1 (I - e^{-Theta t}) Theta_dt."""
+    s = _mm(a.T, nngp_td.T)
+    return nngp_tt + _mm(a.T, _mm(nngp_dd, a)) - s - s.T
+
+
+# ---------------------------------------------------------------------------------------------
+# infinite ensembles of infinitely wide networks
+
+
+class _Ensemble:
+    """Mean (and covariance) of the infinite ensemble trained by gradient flow, from kernels.
+
+    ``k_dd``: train-train kernels by name. Per call, ``k_td`` the test-train kernels by name
+    (None: predict on the training set) and ``nngp_tt`` the test-test NNGP (for a test
+    covariance). Eigendecompositions and Cholesky factors are cached per kernel.
+    """
+
+    def __init__(self, k_dd: dict, y, diag_reg: float, absolute: bool, learning_rate: float):
+        self.y, self.y_is_1d = _targets(y)
+        self.k_dd = {g: _square(k, f"k_train_train.{g}", self.y.shape[0]) for g, k in k_dd.items()}
+        self.reg, self.absolute = _diag_reg(diag_reg, absolute), absolute
+        self.lr = _learning_rate(learning_rate)
+        self._bases: dict = {}
+        self._factors: dict = {}
+
+    def basis(self, g: str) -> _Eigenbasis:
+        if g not in self._bases:
+            k = _regularized(self.k_dd[g], self.reg, self.absolute)
+            self._bases[g] = _Eigenbasis(k, float(self.y.size), f"the training {g.upper()}", regularized=self.reg > 0)
+        return self._bases[g]
+
+    def factor(self, g: str) -> np.ndarray:
+        if g not in self._factors:
+            self._factors[g] = linalg.cholesky(_regularized(self.k_dd[g], self.reg, self.absolute))
+        return self._factors[g]
+
+    def _mean_out(self, mean: np.ndarray) -> np.ndarray:
+        return mean[..., 0] if self.y_is_1d else mean
+
+    def predict(self, g: str, t, k_td: Optional[dict], compute_cov: bool, nngp_tt: Optional[np.ndarray]):
+        if _is_infinite(t):
+            return self._converged(g, k_td, compute_cov, nngp_tt)
+        t_flat, t_shape = _times(t, self.lr)
+        basis = self.basis(g)
+        coef = basis.to_basis(self.y)
+        if k_td is None:
+            mean = np.einsum("ji,ti,ik->tjk", basis.vectors, basis.growth(t_flat), coef, optimize=True)
+        else:
+            mean = np.einsum("li,ti,ik->tlk", _mm(k_td[g], basis.vectors), basis.gain(t_flat), coef, optimize=True)
+        mean = self._mean_out(mean.reshape(t_shape + mean.shape[1:]))
+        if not compute_cov:
+            return mean
+        covs = [self._covariance(g, basis, t_flat[i:i + 1], k_td, nngp_tt) for i in range(t_flat.size)]
+        return Gaussian(mean, np.stack(covs).reshape(t_shape + covs[0].shape))
+
+    def _covariance(self, g, basis: _Eigenbasis, t: np.ndarray, k_td, nngp_tt) -> np.ndarray:
+        v = basis.vectors
+        if k_td is None:  # on the training set
+            if g == "nngp":
+                return _mm(v * (basis.clipped * basis.decay(2 * t)[0]), v.T)
+            e = _mm(v * basis.decay(t)[0], v.T)
+            return _mm(e, _mm(self.k_dd["nngp"], e))
+        if g == "nngp":
+            projected = _mm(k_td["nngp"], v)
+            return nngp_tt - _mm(projected * basis.gain(2 * t)[0], projected.T)
+        a = _mm(v, basis.gain(t)[0][:, None] * _mm(v.T, k_td["ntk"].T))
+        return _ntk_covariance(a, self.k_dd["nngp"], k_td["nngp"], nngp_tt)
+
+    def _converged(self, g: str, k_td: Optional[dict], compute_cov: bool, nngp_tt: Optional[np.ndarray]):
+        if k_td is None:
+            mean = self._mean_out(self.y.copy())
+            return Gaussian(mean, np.zeros((self.y.shape[0],) * 2)) if compute_cov else mean
+        if not compute_cov:
+            return self._mean_out(k_td[g] @ linalg.cho_solve(self.factor(g), self.y))
+        if g == "nngp":
+            k = self.y.shape[1]
+            solved = linalg.cho_solve(self.factor("nngp"), np.concatenate([self.y, k_td["nngp"].T], axis=1))
+            mean, cov = k_td["nngp"] @ solved[:, :k], nngp_tt - _mm(k_td["nngp"], solved[:, k:])
+        else:
+            a = linalg.cho_solve(self.factor("ntk"), k_td["ntk"].T)  # Theta^-1 Theta_dt
+            mean = a.T @ self.y
+            cov = _ntk_covariance(a, self.k_dd["nngp"], k_td["nngp"], nngp_tt)
+        return Gaussian(self._mean_out(mean), cov)
+
+
+def _dependencies(names: tuple[str, ...], compute_cov: bool) -> tuple[str, ...]:
+    """The kernels a prediction needs: the NTK covariance also needs the NNGP."""
+    deps = []
+    if "nngp" in names or ("ntk" in names and compute_cov):
+        deps.append("nngp")
+    if "ntk" in names:
+        deps.append("ntk")
+    return tuple(deps)
+
+
+def gradient_descent_mse_ensemble(kernel_fn, x_train, y_train, learning_rate: float = 1.0, diag_reg: float = 0.0,
+                                  diag_reg_absolute_scale: bool = False):
+    """Mean and covariance of an infinite ensemble of infinitely wide networks trained by gradient
+    flow on MSE (neural-tangents' ``predict.gradient_descent_mse_ensemble``).
+
+    ``kernel_fn(x1, x2, get)`` returns kernels with ``.nngp`` / ``.ntk`` (e.g. ``MLP.kernel``).
+    Returns ``predict_fn(t=None, x_test=None, get=None, compute_cov=False)``: the mean on
+    ``x_test`` (on the training inputs when None) at time[s] ``t``, or a ``Gaussian`` with the
+    covariance; ``get`` a string gives one result, a tuple (default ("nngp", "ntk")) a namedtuple.
+    Train kernels, eigendecompositions and factorisations are cached between calls.
+    """
+    kernels: dict = {}
+    state: dict = {}
+
+    def ensemble(deps: tuple[str, ...]) -> _Ensemble:
+        missing = tuple(g for g in deps if g not in kernels)
+        if missing:
+            k = kernel_fn(x_train, None, get=missing)
+            for g in missing:
+                kernels[g] = getattr(k, g)
+            state["ensemble"] = _Ensemble(dict(kernels), y_train, diag_reg, diag_reg_absolute_scale, learning_rate)
+        return state["ensemble"]
+
+    def predict_fn(t=None, x_test=None, get=None, compute_cov: bool = False):
+        get = ("nngp", "ntk") if get is None else get
+        names = _parse_get(get)
+        deps = _dependencies(names, compute_cov)
+        model = ensemble(deps)
+        k_td = nngp_tt = None
+        if x_test is not None:
+            k = kernel_fn(x_test, x_train, get=deps)
+            k_td = {g: _rectangular(getattr(k, g), f"k_test_train.{g}", model.y.shape[0]) for g in deps}
+            if compute_cov:
+                nngp_tt = np.asarray(kernel_fn(x_test, None, get=("nngp",)).nngp, dtype=np.float64)
+        return _results(get, {g: model.predict(g, t, k_td, compute_cov, nngp_tt) for g in names})
+
+    return predict_fn
+
+
+class TrainingCurves(NamedTuple):
+    """Losses 0.5 * mean((f_t - y)^2) (and accuracies) along gradient flow at times ``t``.
+
+    Accuracies are given for targets with several columns (one-hot or +-1 coded classes): the
+    fraction of rows where the largest output is at the largest target. Test fields are None
+    without test data.
+    """
+
+    t: np.ndarray
+    train_loss: np.ndarray
+    test_loss: Optional[np.ndarray]
+    train_accuracy: Optional[np.ndarray]
+    test_accuracy: Optional[np.ndarray]
+
+
+def _accuracy(f: np.ndarray, y: np.ndarray) -> Optional[np.ndarray]:
+    if y.ndim != 2 or y.shape[1] < 2:
+        return None
+    return np.mean(np.argmax(f, axis=-1) == np.argmax(y, axis=-1)[None], axis=-1)
+
+
+def training_curves(k_train_train, y_train, t, *, k_test_train=None, y_test=None, diag_reg: float = 0.0,
+                    diag_reg_absolute_scale: bool = False, learning_rate: float = 1.0, fx_train_0=0.0,
+                    fx_test_0=0.0) -> TrainingCurves:
+    """Train (and test) loss and accuracy over the times ``t`` (1-D), from one eigendecomposition.
+
+    The train loss needs no matrix product per time: ||f_t - y||^2 = sum_i exp(-2 lambda_i t/N) |c_i|^2
+    in the eigenbasis."""
+    flow = GradientFlow(k_train_train, y_train, diag_reg=diag_reg, diag_reg_absolute_scale=diag_reg_absolute_scale,
+                        learning_rate=learning_rate)
+    times = np.asarray(t, dtype=np.float64)
+    if times.ndim != 1:
+        raise ValueError(f"t: must be a 1-D array of times, got shape {times.shape}")
+    residual = flow.residual(times, fx_train_0)  # (T, n, k)
+    y, _ = _targets(y_train)
+    train_loss = 0.5 * np.sum(residual**2, axis=(1, 2)) / y.size
+    train_f = flow.train(times, fx_train_0) if y.shape[1] > 1 else None
+    test_loss = test_accuracy = None
+    if k_test_train is not None:
+        if y_test is None:
+            raise ValueError("y_test: required with k_test_train")
+        yt, _ = _targets(y_test, "y_test")
+        f_test = flow.test(times, k_test_train, fx_train_0, fx_test_0).reshape((times.size,) + yt.shape)
+        test_loss = 0.5 * np.mean((f_test - yt[None]) ** 2, axis=(1, 2))
+        test_accuracy = _accuracy(f_test, yt)
+    return TrainingCurves(times, train_loss, test_loss, None if train_f is None else _accuracy(train_f, y),
+                          test_accuracy)
+
+
+def max_learning_rate(ntk_train_train, y_train_size: Optional[int] = None, momentum: float = 0.0,
+                      eps: float = 1e-12) -> float:
+    """The largest stable learning rate of (momentum) gradient descent on 0.5 * mean((f - y)^2)
+    for a network with this NTK: 2 (1 + momentum) N / (lambda_max + eps), N = y_train_size
+    (default: the number of rows of the kernel), as neural-tangents' ``max_learning_rate``."""
+    k = _square(ntk_train_train, "ntk_train_train")
+    factor = k.shape[0] if y_train_size is None else int(y_train_size)
+    if factor <= 0:
+        raise ValueError(f"y_train_size: must be a positive integer, got {y_train_size!r}")
+    return 2 * (1 + momentum) * factor / (linalg.eigvalsh(k)[-1] + eps)
