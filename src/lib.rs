@@ -14,11 +14,14 @@
 
 pub mod activation;
 pub mod cholesky;
+pub mod empirical;
 pub mod error;
 pub mod float;
 pub mod gram;
 pub mod linalg;
+pub mod linearized;
 pub mod memory;
+pub mod network;
 pub mod recursion;
 pub mod simd;
 pub mod spec;

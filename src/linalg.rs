@@ -4,6 +4,7 @@
 
 use ndarray::{Array1, Array2, ArrayView2, ShapeBuilder};
 use ndarray_linalg::{Eigh, UPLO};
+use rayon::prelude::*;
 use std::os::raw::{c_char, c_int};
 
 use crate::error::Error;
@@ -260,6 +261,11 @@ pub fn eigh(a: ArrayView2<f64>, driver: EighDriver) -> Result<(Array1<f64>, Arra
 /// views cost nothing). The prediction code uses it instead of NumPy's matmul, whose speed
 /// depends on which BLAS NumPy was built with (4x apart between NumPy 1.26 and 2.x here).
 pub fn matmul(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Result<Array2<f64>, Error> {
+    matmul_scaled(a, b, 1.0)
+}
+
+/// scale * a b.
+pub fn matmul_scaled(a: ArrayView2<f64>, b: ArrayView2<f64>, scale: f64) -> Result<Array2<f64>, Error> {
     let ((m, k), (k2, n)) = (a.dim(), b.dim());
     if k != k2 {
         return Err(Error::invalid("b", format!("has {k2} rows but a has {k} columns")));
@@ -287,7 +293,7 @@ pub fn matmul(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Result<Array2<f64>, Err
             sb[1],
             sb[0],
             0.0,
-            1.0,
+            scale,
             false,
             false,
             false,
@@ -295,6 +301,103 @@ pub fn matmul(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Result<Array2<f64>, Err
         );
     }
     Ok(out)
+}
+
+/// dst += coeff a^T b for a (n, p), b (n, q), dst (p, q) in standard layout: a gradient step
+/// on a weight matrix without materialising the gradient.
+pub fn add_transposed_product(dst: &mut Array2<f64>, a: ArrayView2<f64>, b: ArrayView2<f64>, coeff: f64) {
+    let ((n, p), (n2, q)) = (a.dim(), b.dim());
+    assert!(n == n2 && dst.dim() == (p, q) && dst.is_standard_layout(), "shapes");
+    if n == 0 {
+        return;
+    }
+    let (sa, sb) = (a.strides(), b.strides());
+    // SAFETY: dst is p x q row-major; a^T has element (i, l) at a[l, i].
+    unsafe {
+        gemm::gemm(
+            p,
+            q,
+            n,
+            dst.as_mut_ptr(),
+            1,
+            q as isize,
+            true,
+            a.as_ptr(),
+            sa[0],
+            sa[1],
+            b.as_ptr(),
+            sb[1],
+            sb[0],
+            1.0,
+            coeff,
+            false,
+            false,
+            false,
+            gemm::Parallelism::Rayon(rayon::current_num_threads()),
+        );
+    }
+}
+
+/// a a^T, computing only the tiles on and above the diagonal (in parallel) and mirroring them:
+/// half the work of `matmul(a, a.t())`, and exactly symmetric.
+pub fn gram(a: ArrayView2<f64>) -> Array2<f64> {
+    let (n, k) = a.dim();
+    // 256-row tiles, or smaller ones while that leaves a thread with fewer than 4 tiles.
+    let threads = rayon::current_num_threads();
+    let tiles_for = |edge: usize| n.div_ceil(edge) * (n.div_ceil(edge) + 1) / 2;
+    let edge = [256, 128].into_iter().find(|&e| tiles_for(e) >= 4 * threads).unwrap_or(64);
+    let mut out = Array2::<f64>::zeros((n, n));
+    if n == 0 || k == 0 {
+        return out;
+    }
+    let blocks: Vec<usize> = (0..n).step_by(edge).collect();
+    let tiles: Vec<(usize, usize)> =
+        blocks.iter().flat_map(|&i| blocks.iter().filter(move |&&j| j >= i).map(move |&j| (i, j))).collect();
+    let dst = SendPtr(out.as_mut_ptr());
+    let (rs, cs) = (a.strides()[0], a.strides()[1]);
+    tiles.into_par_iter().for_each(|(i0, j0)| {
+        let (rows, cols) = ((i0 + edge).min(n) - i0, (j0 + edge).min(n) - j0);
+        // SAFETY: each tile writes its own block of `out`; `a` is only read.
+        unsafe {
+            gemm::gemm(
+                rows,
+                cols,
+                k,
+                dst.get().add(i0 * n + j0),
+                1,
+                n as isize,
+                false,
+                a.as_ptr().offset(i0 as isize * rs),
+                cs,
+                rs,
+                a.as_ptr().offset(j0 as isize * rs),
+                rs,
+                cs,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+    });
+    for i in 0..n {
+        for j in 0..i {
+            out[[i, j]] = out[[j, i]];
+        }
+    }
+    out
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f64);
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+impl SendPtr {
+    fn get(&self) -> *mut f64 {
+        self.0
+    }
 }
 
 /// The lower Cholesky factor L of a symmetric positive definite `a` (a = L L^T), column-major
@@ -386,6 +489,16 @@ mod tests {
         let at = a.t().to_owned();
         assert!((matmul(at.t(), b.view()).unwrap() - &want).iter().all(|x| x.abs() < 1e-12));
         assert!(matmul(a.view(), a.view()).is_err());
+    }
+
+    #[test]
+    fn gram_is_a_a_transpose() {
+        let a = Array2::from_shape_fn((300, 17), |(i, j)| ((i * 13 + j * 7) as f64 * 0.1).sin());
+        let g = gram(a.view());
+        assert!((g.clone() - a.dot(&a.t())).iter().all(|x| x.abs() < 1e-12));
+        assert_eq!(g, g.t());
+        let strided = gram(a.t().t());
+        assert_eq!(strided, g);
     }
 
     #[test]

@@ -10,10 +10,13 @@ use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyTypeError, PyValueError}
 use pyo3::prelude::*;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use crate::empirical;
 use crate::error::Error;
 use crate::float::Real;
 use crate::gram::{self, Kernels, Want};
 use crate::linalg::{self, EighDriver};
+use crate::linearized::Linearized;
+use crate::network::{self, DenseParams, Network};
 use crate::spec::{Dense, Mlp, Parameterization};
 use crate::{Activation, simd};
 
@@ -253,6 +256,254 @@ fn matmul<'py>(py: Python<'py>, a: &Bound<'py, PyAny>, b: &Bound<'py, PyAny>) ->
     Ok(PyArray::from_owned_array(py, out).into_any())
 }
 
+/// Parameters from Python: a list of (W, b or None) per Dense layer.
+fn params_from_py(params: &Bound<'_, PyAny>) -> PyResult<Vec<DenseParams>> {
+    let mut layers = Vec::new();
+    for (l, item) in params.try_iter()?.enumerate() {
+        let item = item?;
+        let (w, b): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item
+            .extract()
+            .map_err(|_| PyTypeError::new_err(format!("params: layer {l} must be a pair (W, b or None)")))?;
+        let w = w
+            .cast::<PyArray2<f64>>()
+            .map_err(|_| PyTypeError::new_err(format!("params: layer {l}: W must be a 2-D float64 array")))?
+            .to_owned_array();
+        let b = if b.is_none() {
+            None
+        } else {
+            Some(
+                b.cast::<numpy::PyArray1<f64>>()
+                    .map_err(|_| {
+                        PyTypeError::new_err(format!("params: layer {l}: b must be a 1-D float64 array or None"))
+                    })?
+                    .to_owned_array(),
+            )
+        };
+        layers.push(DenseParams { w, b });
+    }
+    Ok(layers)
+}
+
+fn params_to_py<'py>(py: Python<'py>, layers: &[DenseParams]) -> PyResult<Bound<'py, pyo3::types::PyList>> {
+    let items: Vec<Bound<'py, PyAny>> = layers
+        .iter()
+        .map(|l| {
+            let w = PyArray::from_owned_array(py, l.w.clone()).into_any();
+            let b = match &l.b {
+                Some(b) => PyArray::from_owned_array(py, b.clone()).into_any(),
+                None => py.None().into_bound(py),
+            };
+            pyo3::types::PyTuple::new(py, [w, b]).map(|t| t.into_any())
+        })
+        .collect::<PyResult<_>>()?;
+    pyo3::types::PyList::new(py, items)
+}
+
+fn readonly_matrix<'py>(x: &Bound<'py, PyAny>, name: &str) -> PyResult<numpy::PyReadonlyArray2<'py, f64>> {
+    matrix(x, name)?.try_readonly().map_err(|e| PyValueError::new_err(format!("{name}: {e}")))
+}
+
+/// Checks x against the network and `y` (named `name`) for shape (n, out_dim) and finiteness.
+fn check_targets(
+    net: &Network,
+    x: &ndarray::ArrayView2<f64>,
+    y: &ndarray::ArrayView2<f64>,
+    name: &str,
+) -> PyResult<()> {
+    net.check_inputs(x, "x").map_err(to_py_err)?;
+    if y.dim() != (x.nrows(), net.out_dim()) {
+        return Err(PyValueError::new_err(format!(
+            "{name}: must have shape ({}, {}), got {:?}",
+            x.nrows(),
+            net.out_dim(),
+            y.dim()
+        )));
+    }
+    if y.iter().any(|v| !v.is_finite()) {
+        return Err(PyValueError::new_err(format!("{name}: contains NaN or infinity")));
+    }
+    Ok(())
+}
+
+fn check_rate(learning_rate: f64) -> PyResult<()> {
+    if learning_rate.is_finite() && learning_rate > 0.0 {
+        Ok(())
+    } else {
+        Err(PyValueError::new_err(format!("learning_rate: must be a finite number > 0, got {learning_rate}")))
+    }
+}
+
+/// A finite-width network (float64 parameters owned by the core).
+#[pyclass(name = "Network", module = "ntkfast._core")]
+struct PyNetwork {
+    inner: Network,
+}
+
+#[pymethods]
+impl PyNetwork {
+    #[new]
+    fn new(spec: &Bound<'_, PyMlp>, params: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let layers = params_from_py(params)?;
+        let inner = Network::new(&spec.get().inner, layers).map_err(to_py_err)?;
+        Ok(PyNetwork { inner })
+    }
+
+    #[getter]
+    fn in_dim(&self) -> usize {
+        self.inner.in_dim()
+    }
+
+    #[getter]
+    fn out_dim(&self) -> usize {
+        self.inner.out_dim()
+    }
+
+    fn params<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyList>> {
+        params_to_py(py, &self.inner.layers)
+    }
+
+    fn copy(&self) -> Self {
+        PyNetwork { inner: self.inner.clone() }
+    }
+
+    fn apply<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let x = readonly_matrix(x, "x")?;
+        let view = x.as_array();
+        let net = &self.inner;
+        let out = without_gil(py, || net.check_inputs(&view, "x").map(|_| net.apply(view)))?;
+        Ok(PyArray::from_owned_array(py, out).into_any())
+    }
+
+    #[pyo3(signature = (x1, x2=None, trace=true))]
+    fn ntk<'py>(
+        &self,
+        py: Python<'py>,
+        x1: &Bound<'py, PyAny>,
+        x2: Option<&Bound<'py, PyAny>>,
+        trace: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let x1 = readonly_matrix(x1, "x1")?;
+        let x2 = x2.map(|x| readonly_matrix(x, "x2")).transpose()?;
+        let (v1, v2) = (x1.as_array(), x2.as_ref().map(|x| x.as_array()));
+        let net = &self.inner;
+        if trace {
+            let k = without_gil(py, || empirical::ntk_traced(net, v1, v2))?;
+            Ok(PyArray::from_owned_array(py, k).into_any())
+        } else {
+            let k = without_gil(py, || empirical::ntk_full(net, v1, v2))?;
+            Ok(PyArray::from_owned_array(py, k).into_any())
+        }
+    }
+
+    #[pyo3(signature = (x1, x2=None))]
+    fn nngp<'py>(
+        &self,
+        py: Python<'py>,
+        x1: &Bound<'py, PyAny>,
+        x2: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let x1 = readonly_matrix(x1, "x1")?;
+        let x2 = x2.map(|x| readonly_matrix(x, "x2")).transpose()?;
+        let (v1, v2) = (x1.as_array(), x2.as_ref().map(|x| x.as_array()));
+        let net = &self.inner;
+        let k = without_gil(py, || empirical::nngp(net, v1, v2))?;
+        Ok(PyArray::from_owned_array(py, k).into_any())
+    }
+
+    /// The gradient of sum_i g_i . f(x_i) w.r.t. every parameter (J^T g), as params.
+    fn vjp<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        g: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, pyo3::types::PyList>> {
+        let x = readonly_matrix(x, "x")?;
+        let g = readonly_matrix(g, "g")?;
+        let (xv, gv) = (x.as_array(), g.as_array());
+        check_targets(&self.inner, &xv, &gv, "g")?;
+        let net = &self.inner;
+        let grads = without_gil(py, || Ok(net.backward(&net.forward(xv), gv)))?;
+        params_to_py(py, &grads)
+    }
+
+    /// One full-batch gradient-descent step on 0.5 * mean((f(x) - y)^2); returns the loss before it.
+    fn train_step(
+        &mut self,
+        py: Python<'_>,
+        x: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+        learning_rate: f64,
+    ) -> PyResult<f64> {
+        check_rate(learning_rate)?;
+        let x = readonly_matrix(x, "x")?;
+        let y = readonly_matrix(y, "y")?;
+        let (xv, yv) = (x.as_array(), y.as_array());
+        check_targets(&self.inner, &xv, &yv, "y")?;
+        let net = &mut self.inner;
+        without_gil(py, || Ok(network::gradient_step(net, xv, yv, learning_rate)))
+    }
+
+    fn norm(&self) -> f64 {
+        self.inner.norm()
+    }
+
+    fn distance(&self, other: &PyNetwork) -> PyResult<f64> {
+        if other.inner.layers.iter().map(|l| l.w.dim()).ne(self.inner.layers.iter().map(|l| l.w.dim())) {
+            return Err(PyValueError::new_err("other: a network of a different shape"));
+        }
+        Ok(self.inner.distance(&other.inner))
+    }
+
+    fn linearize(&self) -> PyLinearized {
+        PyLinearized { inner: Linearized::new(self.inner.clone()) }
+    }
+}
+
+/// The linearisation of a network at its current parameters.
+#[pyclass(name = "Linearized", module = "ntkfast._core")]
+struct PyLinearized {
+    inner: Linearized,
+}
+
+#[pymethods]
+impl PyLinearized {
+    fn apply<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let x = readonly_matrix(x, "x")?;
+        let view = x.as_array();
+        let lin = &self.inner;
+        let out = without_gil(py, || lin.apply(view))?;
+        Ok(PyArray::from_owned_array(py, out).into_any())
+    }
+
+    fn train_step(
+        &mut self,
+        py: Python<'_>,
+        x: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+        learning_rate: f64,
+    ) -> PyResult<f64> {
+        check_rate(learning_rate)?;
+        let x = readonly_matrix(x, "x")?;
+        let y = readonly_matrix(y, "y")?;
+        let (xv, yv) = (x.as_array(), y.as_array());
+        check_targets(&self.inner.base, &xv, &yv, "y")?;
+        let lin = &mut self.inner;
+        without_gil(py, || Ok(lin.gradient_step(xv, yv, learning_rate)))
+    }
+
+    fn delta_norm(&self) -> f64 {
+        self.inner.delta_norm()
+    }
+
+    fn base_norm(&self) -> f64 {
+        self.inner.base.norm()
+    }
+
+    fn delta<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyList>> {
+        params_to_py(py, &self.inner.delta)
+    }
+}
+
 /// The SIMD level the kernels run at on this CPU ("avx512", "avx2" or "baseline").
 #[pyfunction]
 fn simd_level() -> &'static str {
@@ -272,6 +523,8 @@ fn num_threads() -> usize {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyMlp>()?;
+    m.add_class::<PyNetwork>()?;
+    m.add_class::<PyLinearized>()?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(eigh, m)?)?;

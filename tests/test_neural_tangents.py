@@ -94,3 +94,31 @@ def test_predictions_agree_with_neural_tangents(get, diag_reg):
                 theirs = np.asarray(theirs)
                 scale = max(np.max(np.abs(theirs)), 1e-12)
                 assert np.max(np.abs(mine - theirs)) <= 1e-6 * scale, (get, diag_reg, t, x_test is None)
+
+
+@pytest.mark.parametrize("name", ["relu", "erf", "gelu", "abrelu"])
+@pytest.mark.parametrize("parameterization", ["ntk", "standard"])
+def test_finite_networks_from_neural_tangents_weights(name, parameterization):
+    nt = pytest.importorskip("neural_tangents")
+    nt_layer, ours, params = PAIRS[name]
+    rng = np.random.default_rng(12)
+    x1, x2 = rng.standard_normal((7, 5)), rng.standard_normal((4, 5))
+    for b_std, out_dim in ((None, 1), (0.3, 3)):
+        layers = []
+        for _ in range(2):
+            layers += [stax.Dense(16, W_std=1.3, b_std=b_std, parameterization=parameterization), nt_layer(*params)]
+        layers += [stax.Dense(out_dim, W_std=0.9, b_std=b_std, parameterization=parameterization)]
+        init_fn, apply_fn, _ = stax.serial(*layers)
+        _, nt_params = init_fn(jax.random.PRNGKey(3), x1.shape)
+        mlp = ntkfast.MLP(2, ours(*params), W_std=1.3, b_std=b_std, parameterization=parameterization, width=16,
+                          readout_W_std=0.9)
+        net = ntkfast.Network.from_params(mlp, nt_params)
+        np.testing.assert_allclose(net.apply(x1), np.asarray(apply_fn(nt_params, x1)), rtol=1e-10, atol=1e-12)
+        for trace in (True, False):
+            kernel_fn = nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,) if trace else (), vmap_axes=0,
+                                            implementation=nt.NtkImplementation.STRUCTURED_DERIVATIVES)
+            for b in (None, x2):
+                ref = np.asarray(kernel_fn(x1, b, nt_params))
+                np.testing.assert_allclose(net.ntk(x1, b, trace=trace), ref, rtol=1e-10, atol=1e-12 * np.abs(ref).max())
+        nngp_ref = np.asarray(nt.empirical_nngp_fn(apply_fn)(x1, x2, nt_params))
+        np.testing.assert_allclose(net.nngp(x1, x2), nngp_ref, rtol=1e-10, atol=1e-12)

@@ -12,10 +12,11 @@ from . import _openblas
 
 _openblas.configure()  # before the core, and with it OpenBLAS, is loaded
 
-from . import activations, linalg, predict  # noqa: E402
+from . import activations, finite, linalg, predict  # noqa: E402
 from ._core import __version__, num_threads, simd_level  # noqa: E402
+from .finite import Network, monte_carlo_kernel  # noqa: E402
 from .linalg import eigh, eigvalsh  # noqa: E402
 from .models import MLP, Kernel  # noqa: E402
 
-__all__ = ["MLP", "Kernel", "activations", "eigh", "eigvalsh", "linalg", "predict", "num_threads", "simd_level",
-           "__version__"]
+__all__ = ["MLP", "Kernel", "Network", "monte_carlo_kernel", "activations", "eigh", "eigvalsh", "finite", "linalg",
+           "predict", "num_threads", "simd_level", "__version__"]

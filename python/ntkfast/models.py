@@ -215,3 +215,10 @@ class MLP:
         fn = _predict.gradient_descent_mse_ensemble(self._kernel_float64, x_train, y_train, diag_reg=diag_reg,
                                                     diag_reg_absolute_scale=diag_reg_absolute_scale)
         return fn(t, x_test, get, compute_cov)
+
+    def init(self, in_dim: int, *, width: int, out_dim: int = 1, seed=0):
+        """A finite-width ``Network`` of this spec, its weights drawn by NumPy's Generator from
+        ``seed`` in neural-tangents' layout and scaling (see ``ntkfast.finite.init_params``)."""
+        from .finite import Network, init_params
+
+        return Network(self, init_params(self, in_dim, width, out_dim, seed))

@@ -9,6 +9,7 @@ mod erf;
 mod gelu;
 mod identity;
 pub mod math;
+mod pointwise;
 mod sign;
 
 pub use abrelu::AbRelu;
