@@ -12,6 +12,8 @@
 //! assert!(k.ntk.unwrap()[[0, 1]] > 0.0);
 //! ```
 
+#![allow(clippy::needless_range_loop)] // layer indices run over several parallel arrays
+
 pub mod activation;
 pub mod cholesky;
 pub mod empirical;
