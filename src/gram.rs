@@ -94,7 +94,8 @@ fn diagonal_of<T: Real>(mlp: &Mlp, x: &ArrayView2<T>, name: &'static str) -> Res
         let hint = if T::NAME == "float32" { "pass float64 inputs, or " } else { "" };
         return Err(Error::Overflow {
             message: format!(
-                "the kernel of {name} overflows {} (values reach {:.3e}): {hint}reduce depth, W_std or b_std, or rescale the inputs",
+                "the kernel of {name} overflows {} (values reach {:.3e}, or an activation's moments diverge, as for \
+                 Gaussian(b > 0) at large variance): {hint}reduce depth, W_std or b_std, or rescale the inputs",
                 T::NAME,
                 diag.peak
             ),

@@ -82,6 +82,23 @@ def quadrature_dual(phi, dphi, degree=96):
 dual_gelu = quadrature_dual(lambda x: x * ndtr(x), lambda x: ndtr(x) + x * np.exp(-x * x / 2) / np.sqrt(2 * np.pi))
 
 
+def dual_rectified(n):
+    """Cho & Saul's arc-cosine kernels J_0, J_1, J_2 (their paper's closed forms), r^n J_n / (2 pi);
+    the derivative kernel is n^2 r^(n-1) J_(n-1) / (2 pi)."""
+    forms = [lambda t: np.pi - t,
+             lambda t: np.sin(t) + (np.pi - t) * np.cos(t),
+             lambda t: 3 * np.sin(t) * np.cos(t) + (np.pi - t) * (1 + 2 * np.cos(t) ** 2)]
+
+    def dual(q12, q11, q22):
+        theta = _theta(q12, q11, q22)
+        r = np.sqrt(q11 * q22)
+        nngp = r**n * forms[n](theta) / (2 * np.pi)
+        dot = n * n * r ** (n - 1) * forms[n - 1](theta) / (2 * np.pi) if n > 0 else np.zeros_like(theta)
+        return nngp, dot
+
+    return dual
+
+
 def erf_fn(a, b, c):
     return lambda x: a * erf(b * x) + c
 

@@ -99,15 +99,24 @@ def test_memory_layouts_give_identical_results(mlp):
 def test_activation_aliases_and_objects_agree(x):
     pairs = [("relu", A.Relu()), ("abs", A.Abs()), ("erf", A.Erf()), ("sigmoid_like", A.SigmoidLike()),
              ("gelu", A.Gelu()), ("sign", A.Sign()), ("identity", A.Identity()), ("ReLU", A.ABRelu(0, 1)),
-             (A.LeakyRelu(0.0), A.Relu())]
+             (A.LeakyRelu(0.0), A.Relu()), ("sin", A.Sin()), ("cos", A.Sin(c=np.pi / 2)), ("rbf", A.Rbf()),
+             ("gabor", A.Gabor()), ("exp", A.Exp()), ("gaussian", A.Gaussian()), (A.RectifiedMonomial(1), A.Relu())]
     for alias, obj in pairs:
         a = ntkfast.MLP(2, alias, b_std=0.1).kernel(x, get="ntk")
         b = ntkfast.MLP(2, obj, b_std=0.1).kernel(x, get="ntk")
-        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, b, rtol=1e-13)
     assert A.LeakyRelu(0.1) == A.ABRelu(0.1, 1.0)
     assert repr(A.Erf(1.5, 2.0, 0.0)) == "Erf(a=1.5, b=2.0, c=0.0)"
     assert repr(A.LeakyRelu(0.3)) == "LeakyRelu(alpha=0.3)"
     assert repr(A.Relu()) == "Relu()"
+    assert repr(A.RectifiedMonomial(3)) == "RectifiedMonomial(degree=3)"
+    assert repr(A.Rbf(0.5)) == "Rbf(gamma=0.5)"
+    with pytest.raises(ValueError, match="degree"):
+        A.Monomial(6)
+    with pytest.raises(TypeError, match="degree"):
+        A.RectifiedMonomial(1.5)
+    with pytest.raises(ValueError, match="gamma"):
+        A.Rbf(0.0)
 
 
 def test_readout_defaults_follow_hidden_layers(x):

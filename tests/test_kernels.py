@@ -8,8 +8,8 @@ import pytest
 import ntkfast
 from ntkfast import activations as A
 
-from reference import (dual_abrelu, dual_erf, dual_gelu, dual_identity, dual_sign,
-                       reference_kernels)
+from reference import (dual_abrelu, dual_erf, dual_gelu, dual_identity, dual_rectified, dual_sign,
+                       quadrature_dual, reference_kernels)
 
 ACTIVATIONS = {
     "relu": (A.Relu(), dual_abrelu(0.0, 1.0)),
@@ -22,7 +22,21 @@ ACTIVATIONS = {
     "gelu": (A.Gelu(), dual_gelu),
     "sign": (A.Sign(), dual_sign),
     "identity": (A.Identity(), dual_identity),
+    "sin": (A.Sin(1.2, 0.7, 0.3), quadrature_dual(lambda x: 1.2 * np.sin(0.7 * x + 0.3),
+                                                  lambda x: 0.84 * np.cos(0.7 * x + 0.3))),
+    "cos": (A.Cos(), quadrature_dual(np.cos, lambda x: -np.sin(x))),
+    "rbf": (A.Rbf(0.6), quadrature_dual(lambda x: np.sqrt(2) * np.sin(np.sqrt(1.2) * x + np.pi / 4),
+                                        lambda x: np.sqrt(2.4) * np.cos(np.sqrt(1.2) * x + np.pi / 4))),
+    "gabor": (A.Gabor(), quadrature_dual(lambda x: np.exp(-x * x) * np.sin(x),
+                                         lambda x: np.exp(-x * x) * (np.cos(x) - 2 * x * np.sin(x)), degree=320)),
+    "exp": (A.Exp(0.7, 0.4), quadrature_dual(lambda x: 0.7 * np.exp(0.4 * x), lambda x: 0.28 * np.exp(0.4 * x))),
+    "gaussian": (A.Gaussian(1.1, -0.8), quadrature_dual(lambda x: 1.1 * np.exp(-0.8 * x * x),
+                                                        lambda x: -1.76 * x * np.exp(-0.8 * x * x), degree=160)),
+    "monomial3": (A.Monomial(3), quadrature_dual(lambda x: x**3, lambda x: 3 * x**2)),
+    "rectified_monomial2": (A.RectifiedMonomial(2), dual_rectified(2)),
+    "rectified_monomial0": (A.RectifiedMonomial(0), dual_rectified(0)),
 }
+QUADRATURE_REFERENCE = {"gelu", "sin", "cos", "rbf", "gabor", "exp", "gaussian", "monomial3"}
 
 
 def inputs(n, d, seed):
@@ -40,7 +54,7 @@ def rel_err(a, b):
 def test_matches_numpy_reference(name, depth, parameterization, b_std):
     activation, dual = ACTIVATIONS[name]
     x1, x2 = inputs(6, 5, 0), inputs(4, 5, 1)
-    tol = 1e-10 if name == "gelu" else 1e-12  # GELU's reference is quadrature
+    tol = 1e-9 if name in QUADRATURE_REFERENCE else 1e-12
     for readout in [{}, {"readout_W_std": 0.7, "readout_b_std": None}]:
         mlp = ntkfast.MLP(depth, activation, W_std=1.3, b_std=b_std, parameterization=parameterization,
                           width=32, **readout)
@@ -159,8 +173,9 @@ def test_degenerate_inputs_give_finite_exact_values(name):
         base + 1e-9 * rng.standard_normal(6),  # nearly parallel
         base * 1e-150,  # tiny
     ])
+    depth = 2 if name == "exp" else 4  # exp's variance grows like a tower of exponentials
     for b_std in (None, 0.1):
-        mlp = ntkfast.MLP(4, activation, W_std=1.4, b_std=b_std)
+        mlp = ntkfast.MLP(depth, activation, W_std=1.4, b_std=b_std)
         k = mlp.kernel(x)
         diag = mlp.kernel(x, diagonal=True)
         for mat, dg in ((k.nngp, diag.nngp), (k.ntk, diag.ntk)):

@@ -37,6 +37,15 @@ PAIRS = {
     "gelu": (stax.Gelu, A.Gelu, ()),
     "sign": (stax.Sign, A.Sign, ()),
     "identity": (stax.Identity, A.Identity, ()),
+    "sin": (stax.Sin, A.Sin, (1.2, 0.7, 0.3)),
+    "cos": (stax.Cos, A.Cos, (0.9, 1.1, -0.2)),
+    "rbf": (stax.Rbf, A.Rbf, (0.6,)),
+    "gabor": (stax.Gabor, A.Gabor, ()),
+    "exp": (stax.Exp, A.Exp, (0.7, 0.4)),
+    "gaussian": (stax.Gaussian, A.Gaussian, (1.1, -0.8)),
+    "monomial2": (stax.Monomial, A.Monomial, (2,)),
+    "monomial5": (stax.Monomial, A.Monomial, (5,)),
+    "rectified_monomial2": (stax.RectifiedMonomial, A.RectifiedMonomial, (2,)),
 }
 
 
@@ -53,8 +62,12 @@ def nt_kernel_fn(nt_act, depth, W_std, b_std, parameterization, width, readout_W
 @pytest.mark.parametrize("parameterization", ["ntk", "standard"])
 def test_agrees_with_neural_tangents(name, depth, parameterization):
     nt_layer, ours, params = PAIRS[name]
+    if name == "monomial5" and depth == 5:
+        pytest.skip("x^5 nested 5 times overflows float64 (ntkfast raises; neural-tangents returns inf)")
     rng = np.random.default_rng(depth)
     x1, x2 = rng.standard_normal((8, 6)), rng.standard_normal((5, 6)) * 1.5
+    if name in ("exp", "monomial5", "gaussian"):  # keep the variances where the moments are moderate
+        x1, x2 = 0.5 * x1, 0.5 * x2
     for b_std, readout in itertools.product([None, 0.0, 0.3], [None, (0.8, None), (1.1, 0.5)]):
         W_std = 1.3
         r_W, r_b = (W_std, b_std) if readout is None else readout
@@ -67,13 +80,17 @@ def test_agrees_with_neural_tangents(name, depth, parameterization):
             got = mlp.kernel(a, b)
             for kind in ("nngp", "ntk"):
                 r, o = np.asarray(getattr(ref, kind)), getattr(got, kind)
+                if not np.all(np.isfinite(r)):  # neural-tangents' RectifiedMonomial is NaN beyond depth 1
+                    assert name.startswith("rectified") and np.all(np.isfinite(o)), (label, kind)
+                    continue
                 off = np.ones(r.shape, bool) if b is not None else ~np.eye(len(r), dtype=bool)
                 scale = max(np.max(np.abs(r)), 1e-300)
                 assert np.max(np.abs(o - r)[off]) <= 1e-9 * scale, (label, kind)
         full = kernel_fn(x1, None)  # a Kernel: cov1 is neural-tangents' exact diagonal NNGP
         diag = mlp.kernel(x1, diagonal=True)
-        np.testing.assert_allclose(diag.nngp, np.asarray(full.cov1), rtol=1e-12, atol=1e-300, err_msg=str(label))
-        if name != "sign":
+        if np.all(np.isfinite(np.asarray(full.cov1))):
+            np.testing.assert_allclose(diag.nngp, np.asarray(full.cov1), rtol=1e-12, atol=1e-300, err_msg=str(label))
+        if name != "sign" and np.all(np.isfinite(np.asarray(full.ntk))):
             np.testing.assert_allclose(diag.ntk, np.diag(np.asarray(full.ntk)), rtol=1e-7, err_msg=str(label))
 
 

@@ -3,8 +3,9 @@
 Each class names a pointwise nonlinearity phi; the core computes its dual maps
 Sigma-hat = E[phi(u) phi(v)] and Sigma-dot = E[phi'(u) phi'(v)] for Gaussian (u, v), with the
 conventions and numbers of neural-tangents' ``stax`` layers of the same names. Wherever an
-activation is accepted, a string alias works too: ``"relu"``, ``"abs"``, ``"erf"``,
-``"sigmoid_like"``, ``"gelu"``, ``"sign"``, ``"identity"``.
+activation is accepted, a string alias works too for every activation without required
+parameters: ``"relu"``, ``"abs"``, ``"erf"``, ``"sigmoid_like"``, ``"gelu"``, ``"sign"``,
+``"identity"``, ``"sin"``, ``"cos"``, ``"rbf"``, ``"gabor"``, ``"exp"``, ``"gaussian"``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,14 @@ __all__ = [
     "Gelu",
     "Sign",
     "Identity",
+    "Sin",
+    "Cos",
+    "Rbf",
+    "Gabor",
+    "Exp",
+    "Gaussian",
+    "Monomial",
+    "RectifiedMonomial",
     "ALIASES",
     "get",
 ]
@@ -148,6 +157,104 @@ class Identity(Activation):
     _core_name = "identity"
 
 
+class Sin(Activation):
+    """``a * sin(b * x + c)``."""
+
+    _core_name = "sin"
+    _fields = ("a", "b", "c")
+
+    def __init__(self, a: float = 1.0, b: float = 1.0, c: float = 0.0):
+        self.a = _finite(a, "a")
+        self.b = _finite(b, "b")
+        self.c = _finite(c, "c")
+
+    def _core_params(self) -> tuple[float, ...]:
+        return (self.a, self.b, self.c)
+
+
+class Cos(Sin):
+    """``a * cos(b * x + c)``, i.e. ``Sin(a, b, c + pi/2)`` (as neural-tangents defines it)."""
+
+    def _core_params(self) -> tuple[float, ...]:
+        return (self.a, self.b, self.c + math.pi / 2)
+
+
+class Rbf(Activation):
+    """``sqrt(2) * sin(sqrt(2 * gamma) * x + pi/4)``, whose NNGP map is the RBF kernel
+    ``exp(-gamma * |u - v|^2)`` of the pre-activations."""
+
+    _core_name = "rbf"
+    _fields = ("gamma",)
+
+    def __init__(self, gamma: float = 1.0):
+        self.gamma = _finite(gamma, "gamma")
+        if self.gamma <= 0:
+            raise ValueError(f"gamma: must be > 0, got {gamma}")
+
+    def _core_params(self) -> tuple[float, ...]:
+        return (self.gamma,)
+
+
+class Gabor(Activation):
+    """``exp(-x^2) * sin(x)``."""
+
+    _core_name = "gabor"
+
+
+class Exp(Activation):
+    """``a * exp(b * x)``."""
+
+    _core_name = "exp"
+    _fields = ("a", "b")
+
+    def __init__(self, a: float = 1.0, b: float = 1.0):
+        self.a = _finite(a, "a")
+        self.b = _finite(b, "b")
+
+    def _core_params(self) -> tuple[float, ...]:
+        return (self.a, self.b)
+
+
+class Gaussian(Exp):
+    """``a * exp(b * x^2)`` (finite moments need ``b < 1 / (4 q)`` for pre-activation variance q)."""
+
+    _core_name = "gaussian"
+
+    def __init__(self, a: float = 1.0, b: float = -1.0):
+        super().__init__(a, b)
+
+
+def _degree(value, maximum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"degree: must be an integer, got {type(value).__name__}")
+    if not 0 <= value <= maximum:
+        raise ValueError(f"degree: must be from 0 to {maximum}, got {value}")
+    return int(value)
+
+
+class Monomial(Activation):
+    """``x^degree``, degree 0 to 5."""
+
+    _core_name = "monomial"
+    _fields = ("degree",)
+
+    def __init__(self, degree: int):
+        self.degree = _degree(degree, 5)
+
+    def _core_params(self) -> tuple[float, ...]:
+        return (float(self.degree),)
+
+
+class RectifiedMonomial(Monomial):
+    """``(x >= 0) * x^degree``, degree 0 to 10: the arc-cosine kernels of Cho & Saul (2009)
+    (degree 1 is ReLU, 0 the step function)."""
+
+    _core_name = "rectified_monomial"
+
+    def __init__(self, degree: int):
+        self.degree = _degree(degree, 10)
+
+
 ALIASES: dict[str, type[Activation]] = {
     "relu": Relu,
     "abs": Abs,
@@ -156,6 +263,12 @@ ALIASES: dict[str, type[Activation]] = {
     "gelu": Gelu,
     "sign": Sign,
     "identity": Identity,
+    "sin": Sin,
+    "cos": Cos,
+    "rbf": Rbf,
+    "gabor": Gabor,
+    "exp": Exp,
+    "gaussian": Gaussian,
 }
 
 

@@ -6,17 +6,27 @@
 
 mod abrelu;
 mod erf;
+mod exponential;
+mod gabor;
 mod gelu;
 mod identity;
 pub mod math;
+mod monomial;
 mod pointwise;
+mod rbf;
 mod sign;
+mod trig;
 
 pub use abrelu::AbRelu;
 pub use erf::Erf;
+pub use exponential::{Exp, Gaussian};
+pub use gabor::Gabor;
 pub use gelu::Gelu;
 pub use identity::Identity;
+pub use monomial::{MAX_RECTIFIED_DEGREE, Monomial, RectifiedMonomial};
+pub use rbf::Rbf;
 pub use sign::Sign;
+pub use trig::Sin;
 
 use crate::error::Error;
 use crate::float::{MulAdd, Real};
@@ -48,6 +58,20 @@ pub enum Activation {
     Gelu,
     /// phi(x) = sign(x); its derivative is 0 almost everywhere, so no NTK flows through it.
     Sign,
+    /// phi(x) = a sin(b x + c) (Cos(a, b, c) is Sin(a, b, c + pi/2)).
+    Sin { a: f64, b: f64, c: f64 },
+    /// sqrt(2) sin(sqrt(2 gamma) x + pi/4): the RBF kernel exp(-gamma |u - v|^2) as NNGP map.
+    Rbf { gamma: f64 },
+    /// phi(x) = a exp(b x).
+    Exp { a: f64, b: f64 },
+    /// phi(x) = a exp(b x^2).
+    Gaussian { a: f64, b: f64 },
+    /// phi(x) = exp(-x^2) sin(x).
+    Gabor,
+    /// phi(x) = x^degree, degree 0..=5.
+    Monomial { degree: u32 },
+    /// phi(x) = [x >= 0] x^degree, degree 0..=10: the arc-cosine kernels.
+    RectifiedMonomial { degree: u32 },
 }
 
 /// Something to run with the concrete `Dual` of an `Activation` (a generic closure).
@@ -75,6 +99,31 @@ impl Activation {
             "erf" => want(3).map(|_| Activation::Erf { a: params[0], b: params[1], c: params[2] })?,
             "gelu" => want(0).map(|_| Activation::Gelu)?,
             "sign" => want(0).map(|_| Activation::Sign)?,
+            "sin" => want(3).map(|_| Activation::Sin { a: params[0], b: params[1], c: params[2] })?,
+            "rbf" => {
+                want(1)?;
+                if params[0] <= 0.0 {
+                    return Err(Error::invalid("gamma", format!("must be > 0, got {}", params[0])));
+                }
+                Activation::Rbf { gamma: params[0] }
+            }
+            "exp" => want(2).map(|_| Activation::Exp { a: params[0], b: params[1] })?,
+            "gaussian" => want(2).map(|_| Activation::Gaussian { a: params[0], b: params[1] })?,
+            "gabor" => want(0).map(|_| Activation::Gabor)?,
+            "monomial" | "rectified_monomial" => {
+                want(1)?;
+                let max = if name == "monomial" { 5 } else { MAX_RECTIFIED_DEGREE };
+                let degree = params[0];
+                if degree.fract() != 0.0 || degree < 0.0 || degree > max as f64 {
+                    return Err(Error::invalid("degree", format!("must be an integer from 0 to {max}, got {degree}")));
+                }
+                let degree = degree as u32;
+                if name == "monomial" {
+                    Activation::Monomial { degree }
+                } else {
+                    Activation::RectifiedMonomial { degree }
+                }
+            }
             other => return Err(Error::invalid("activation", format!("unknown activation {other:?}"))),
         };
         Ok(activation)
@@ -87,6 +136,20 @@ impl Activation {
             Activation::Erf { a, b, c } => work.run(Erf::new(a, b, c)),
             Activation::Gelu => work.run(Gelu),
             Activation::Sign => work.run(Sign),
+            Activation::Sin { a, b, c } => work.run(Sin::new(a, b, c)),
+            Activation::Rbf { gamma } => work.run(Rbf::new(gamma)),
+            Activation::Exp { a, b } => work.run(Exp::new(a, b)),
+            Activation::Gaussian { a, b } => work.run(Gaussian::new(a, b)),
+            Activation::Gabor => work.run(Gabor),
+            Activation::Monomial { degree } => match degree {
+                0 => work.run(Monomial::<0>),
+                1 => work.run(Monomial::<1>),
+                2 => work.run(Monomial::<2>),
+                3 => work.run(Monomial::<3>),
+                4 => work.run(Monomial::<4>),
+                _ => work.run(Monomial::<5>),
+            },
+            Activation::RectifiedMonomial { degree } => work.run(RectifiedMonomial::new(degree)),
         }
     }
 }
@@ -159,8 +222,8 @@ pub(crate) mod testing {
         total
     }
 
-    /// E[f(u) g(v)] for f, g positively homogeneous with f(ru) g(rv) = r^k f(u) g(v), k in
-    /// {0, 2}: in polar coordinates the radial integral is E[r^k] (1 or 2 for a chi-2 radius)
+    /// E[f(u) g(v)] for f, g positively homogeneous with f(ru) g(rv) = r^k f(u) g(v), k even:
+    /// in polar coordinates the radial integral is E[r^k] (2^(k/2) (k/2)! for a chi-2 radius)
     /// and the angular one a midpoint rule, second-order accurate across the kinks.
     pub fn expect2_homogeneous(
         f: impl Fn(f64) -> f64,
@@ -174,7 +237,8 @@ pub(crate) mod testing {
         let (s1, s2) = (q11.sqrt(), q22.sqrt());
         let rho = q12 / (s1 * s2);
         let c = (1.0 - rho * rho).max(0.0).sqrt();
-        let radial = if degree == 2 { 2.0 } else { 1.0 };
+        // E[r^(2m)] = 2^m m! for a chi-2 radius
+        let radial: f64 = (1..=degree / 2).map(|i| 2.0 * i as f64).product();
         let mut total = 0.0;
         for k in 0..m {
             let phi = 2.0 * std::f64::consts::PI * (k as f64 + 0.5) / m as f64;

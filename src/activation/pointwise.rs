@@ -39,6 +39,37 @@ impl Activation {
                 },
                 0.0,
             ),
+            Activation::Sin { a, b, c } => {
+                let (s, co) = (b * x + c).sin_cos();
+                (a * s, a * b * co)
+            }
+            Activation::Rbf { gamma } => {
+                let w = (2.0 * gamma).sqrt();
+                let (s, co) = (w * x + std::f64::consts::FRAC_PI_4).sin_cos();
+                (std::f64::consts::SQRT_2 * s, std::f64::consts::SQRT_2 * w * co)
+            }
+            Activation::Exp { a, b } => {
+                let e = (b * x).exp();
+                (a * e, a * b * e)
+            }
+            Activation::Gaussian { a, b } => {
+                let e = (b * x * x).exp();
+                (a * e, 2.0 * a * b * x * e)
+            }
+            Activation::Gabor => {
+                let (e, (s, co)) = ((-x * x).exp(), x.sin_cos());
+                (e * s, e * (co - 2.0 * x * s))
+            }
+            Activation::Monomial { degree } => {
+                let d = degree as i32;
+                (x.powi(d), if d == 0 { 0.0 } else { d as f64 * x.powi(d - 1) })
+            }
+            Activation::RectifiedMonomial { degree } => {
+                // JAX differentiates (x >= 0) * x^n: the indicator has no derivative.
+                let d = degree as i32;
+                let on = if x >= 0.0 { 1.0 } else { 0.0 };
+                (on * x.powi(d), if d == 0 { 0.0 } else { on * d as f64 * x.powi(d - 1) })
+            }
         }
     }
 }
@@ -54,6 +85,13 @@ mod tests {
             Activation::AbRelu { a: -0.3, b: 1.7 },
             Activation::Erf { a: 1.3, b: 0.7, c: -0.2 },
             Activation::Gelu,
+            Activation::Sin { a: 1.2, b: 0.8, c: 0.3 },
+            Activation::Rbf { gamma: 0.7 },
+            Activation::Exp { a: 0.5, b: 0.9 },
+            Activation::Gaussian { a: 1.1, b: -0.6 },
+            Activation::Gabor,
+            Activation::Monomial { degree: 3 },
+            Activation::RectifiedMonomial { degree: 2 },
         ];
         for act in acts {
             for &x in &[-2.5, -0.7, 0.3, 1.9] {
