@@ -199,12 +199,6 @@ def test_every_simd_level_computes_the_same_kernels(level):
         assert np.max(np.abs(best - capped)) <= tol * np.max(np.abs(best))
 
 
-def test_cli_demo_quick_runs():
-    proc = subprocess.run([sys.executable, "-m", "ntkfast", "demo", "--quick"], capture_output=True, text=True,
-                          check=True, timeout=120)
-    assert "NNGP(x0, x)" in proc.stdout and "PSD" in proc.stdout
-
-
 def test_version_and_runtime_info():
     assert ntkfast.__version__ == "0.1.0"
     assert ntkfast.num_threads() >= 1

@@ -89,6 +89,10 @@ def _real(value, name: str, allow_none: bool) -> Optional[float]:
     return float(value)
 
 
+def _rebuild_mlp(depth, activation, kwargs):
+    return MLP(depth, activation, **kwargs)
+
+
 class MLP:
     """A fully-connected network: ``depth`` hidden (Dense, activation) pairs, then a Dense readout.
 
@@ -146,6 +150,12 @@ class MLP:
             self.parameterization,
             self.width,
         )
+
+    def __reduce__(self):
+        """Pickles by its arguments (the compiled spec is rebuilt on loading)."""
+        kwargs = dict(W_std=self.W_std, b_std=self.b_std, parameterization=self.parameterization, width=self.width,
+                      readout_W_std=self.readout_W_std, readout_b_std=self.readout_b_std)
+        return (_rebuild_mlp, (self.depth, self.activation, kwargs))
 
     def __repr__(self) -> str:
         fields = [f"{self.depth}", repr(self.activation), f"W_std={self.W_std!r}", f"b_std={self.b_std!r}"]

@@ -37,6 +37,7 @@ __all__ = [
     "gradient_descent_mse_ensemble",
     "training_curves",
     "max_learning_rate",
+    "prediction_weights",
 ]
 
 
@@ -491,6 +492,25 @@ def _dependencies(names: tuple[str, ...], compute_cov: bool) -> tuple[str, ...]:
     if "ntk" in names:
         deps.append("ntk")
     return tuple(deps)
+
+
+def prediction_weights(k_train_train, y_train, t=None, *, diag_reg: float = 0.0,
+                       diag_reg_absolute_scale: bool = False) -> np.ndarray:
+    """alpha with mean prediction ``k_test_train @ alpha`` of the ensemble at time ``t`` (a number
+    or None/inf): alpha = K_r^-1 (I - exp(-K_r t / N)) y, by Cholesky for t = inf. Shape of y."""
+    y, y_is_1d = _targets(y_train)
+    k = _square(k_train_train, "k_train_train", y.shape[0])
+    reg = _diag_reg(diag_reg, diag_reg_absolute_scale)
+    if _is_infinite(t):
+        alpha = linalg.cho_solve(linalg.cholesky(_regularized(k, reg, diag_reg_absolute_scale)), y)
+    else:
+        t_flat, t_shape = _times(t, 1.0)
+        if t_shape != ():
+            raise ValueError(f"t: must be a single time here, got shape {t_shape}")
+        basis = _Eigenbasis(_regularized(k, reg, diag_reg_absolute_scale), float(y.size), "k_train_train",
+                            regularized=reg > 0)
+        alpha = basis.from_basis(basis.gain(t_flat)[0][:, None] * basis.to_basis(y))
+    return alpha[:, 0] if y_is_1d else alpha
 
 
 def gradient_descent_mse_ensemble(kernel_fn, x_train, y_train, learning_rate: float = 1.0, diag_reg: float = 0.0,

@@ -1,0 +1,143 @@
+"""scikit-learn estimators and a kernel built on the infinite-width NTK / NNGP.
+
+``NTKRegressor`` and ``NTKClassifier`` predict what an infinite ensemble of infinitely wide MLPs
+trained by gradient flow on MSE predicts (``MLP.predict``): kernel regression with the NTK (or the
+NNGP for ``get="nngp"``), at time ``t`` (None: converged). ``NTKKernel`` is an
+``sklearn.gaussian_process.kernels.Kernel`` for ``GaussianProcessRegressor`` and ``KernelRidge``.
+Requires scikit-learn (``pip install ntkfast[sklearn]``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.gaussian_process.kernels import Kernel
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import predict as _predict
+from .models import MLP
+
+__all__ = ["NTKRegressor", "NTKClassifier", "NTKKernel"]
+
+
+class _NTKModel(BaseEstimator):
+    """Shared parameters and the kernel regression of the two estimators."""
+
+    def __init__(self, depth=3, activation="relu", W_std=2**0.5, b_std=0.1, parameterization="ntk", width=None,
+                 get="ntk", t=None, diag_reg=1e-6, diag_reg_absolute_scale=False):
+        self.depth = depth
+        self.activation = activation
+        self.W_std = W_std
+        self.b_std = b_std
+        self.parameterization = parameterization
+        self.width = width
+        self.get = get
+        self.t = t
+        self.diag_reg = diag_reg
+        self.diag_reg_absolute_scale = diag_reg_absolute_scale
+
+    def _mlp(self) -> MLP:
+        return MLP(self.depth, self.activation, W_std=self.W_std, b_std=self.b_std,
+                   parameterization=self.parameterization, width=self.width)
+
+    def _kernel_name(self) -> str:
+        if self.get not in ("nngp", "ntk"):
+            raise ValueError(f"get: must be 'nngp' or 'ntk', got {self.get!r}")
+        return self.get
+
+    def _fit_targets(self, X, targets):
+        X = np.asarray(X, dtype=np.float64)
+        mlp = self._mlp()
+        k = mlp.kernel(X, get=self._kernel_name())
+        self.X_fit_ = X
+        self.dual_coef_ = _predict.prediction_weights(k, targets, self.t, diag_reg=self.diag_reg,
+                                                      diag_reg_absolute_scale=self.diag_reg_absolute_scale)
+        return self
+
+    def _outputs(self, X) -> np.ndarray:
+        check_is_fitted(self, "dual_coef_")
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        k = self._mlp().kernel(X, self.X_fit_, get=self._kernel_name())
+        return k @ self.dual_coef_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.input_tags.sparse = False
+        return tags
+
+
+class NTKRegressor(RegressorMixin, _NTKModel):
+    """Kernel regression with the NTK (or NNGP) of ``MLP(depth, activation, ...)``: the mean
+    output of infinitely wide networks trained by gradient flow for time ``t`` (None: converged).
+
+    ``diag_reg`` (relative to the mean diagonal unless ``diag_reg_absolute_scale``) keeps the
+    solve well posed for duplicated samples. Supports several targets.
+    """
+
+    def fit(self, X, y):
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64)
+        return self._fit_targets(X, np.asarray(y, dtype=np.float64))
+
+    def predict(self, X):
+        return self._outputs(X)
+
+
+class NTKClassifier(ClassifierMixin, _NTKModel):
+    """Classification by NTK regression on one-hot targets and the argmax of the outputs."""
+
+    def fit(self, X, y):
+        X, y = validate_data(self, X, y, dtype=np.float64)
+        check_classification_targets(y)
+        self.classes_, encoded = np.unique(y, return_inverse=True)
+        return self._fit_targets(X, np.eye(len(self.classes_))[encoded])
+
+    def decision_function(self, X):
+        out = self._outputs(X)
+        return out[:, 1] - out[:, 0] if len(self.classes_) == 2 else out
+
+    def predict(self, X):
+        out = self._outputs(X)
+        return self.classes_[np.argmax(out, axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = False  # one label column (its classes become the outputs)
+        return tags
+
+
+class NTKKernel(Kernel):
+    """The NTK (or NNGP) of an MLP as a scikit-learn kernel (no tunable hyperparameters), for
+    ``GaussianProcessRegressor(kernel=NTKKernel(...))`` or ``KernelRidge(kernel=NTKKernel(...))``."""
+
+    def __init__(self, depth=3, activation="relu", W_std=2**0.5, b_std=0.1, parameterization="ntk", width=None,
+                 get="ntk"):
+        self.depth = depth
+        self.activation = activation
+        self.W_std = W_std
+        self.b_std = b_std
+        self.parameterization = parameterization
+        self.width = width
+        self.get = get
+
+    def _mlp(self) -> MLP:
+        return MLP(self.depth, self.activation, W_std=self.W_std, b_std=self.b_std,
+                   parameterization=self.parameterization, width=self.width)
+
+    def __call__(self, X, Y=None, eval_gradient=False):
+        if eval_gradient and Y is not None:
+            raise ValueError("eval_gradient: only supported when Y is None")
+        X = np.asarray(X, dtype=np.float64)
+        k = self._mlp().kernel(X, None if Y is None else np.asarray(Y, dtype=np.float64), get=self.get)
+        return (k, np.empty(k.shape + (0,))) if eval_gradient else k
+
+    def diag(self, X):
+        return self._mlp().kernel(np.asarray(X, dtype=np.float64), get=self.get, diagonal=True)
+
+    def is_stationary(self):
+        return False
+
+    def __repr__(self):
+        return (f"NTKKernel(depth={self.depth}, activation={self.activation!r}, W_std={self.W_std}, "
+                f"b_std={self.b_std}, get={self.get!r})")

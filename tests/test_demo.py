@@ -1,0 +1,105 @@
+"""The main job (`ntkfast demo --quick`) and the scikit-learn integration."""
+
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+pytest.importorskip("matplotlib")
+
+import ntkfast  # noqa: E402
+from ntkfast import predict  # noqa: E402
+from ntkfast.sklearn import NTKClassifier, NTKKernel, NTKRegressor  # noqa: E402
+
+
+def test_demo_quick_writes_its_report_and_figures(tmp_path):
+    out = tmp_path / "demo"
+    proc = subprocess.run([sys.executable, "-m", "ntkfast", "demo", "--quick", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300, check=True)
+    assert "converged NTK regression: test accuracy" in proc.stdout
+    for name in ("report.md", "circle.png", "dynamics.png", "spectrum.png"):
+        assert (out / name).stat().st_size > 1000, name
+    report = (out / "report.md").read_text()
+    assert "| NTK regression (t = inf) |" in report and "![circle](circle.png)" in report
+    # a progress bar line for every long step
+    assert proc.stderr.count("[##############################]") == 3
+
+
+def test_demo_experiments_show_convergence():
+    from ntkfast import demo
+
+    mlp = ntkfast.MLP(3, "relu", W_std=2**0.5, b_std=0.1)
+    circle = demo.circle_convergence(mlp, [16, 1024], n_samples=4, n_points=30)
+    assert np.mean(circle.errors[1024]) < np.mean(circle.errors[16]) / 3
+    digits = demo.digits_dynamics(ntkfast.MLP(1, "relu", W_std=2**0.5, b_std=0.1), 150, 100, [512], steps=40, n_records=4)
+    assert digits.ntk_accuracy > 0.85 and digits.nngp_accuracy > 0.85
+    run = digits.runs[0]
+    # the network follows the analytic NTK flow started from its own initial outputs
+    last = np.argmin(np.abs(digits.times - run.time[-1]))
+    assert abs(run.train_loss[-1] - run.predicted_train_loss[last]) < 0.25 * run.predicted_train_loss[last]
+    assert np.all(np.diff(digits.curves.train_loss) <= 1e-12)
+
+
+def test_plot_functions_return_figures(tmp_path):
+    from ntkfast import demo, plot
+
+    mlp = ntkfast.MLP(2, "relu", W_std=2**0.5)
+    fig = plot.circle_convergence(demo.circle_convergence(mlp, [32, 64], n_samples=2, n_points=20))
+    path = tmp_path / "c.png"
+    fig.savefig(path)
+    assert path.stat().st_size > 1000
+
+
+def test_estimators_pass_check_estimator():
+    from sklearn.utils.estimator_checks import check_estimator
+
+    for estimator in (NTKRegressor(), NTKClassifier(), NTKRegressor(get="nngp", depth=1, activation="erf")):
+        results = check_estimator(estimator, on_fail=None)
+        failed = [(r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"]
+        assert not failed, failed
+
+
+def test_regressor_is_the_ensemble_prediction():
+    rng = np.random.default_rng(0)
+    x, y, xt = rng.standard_normal((30, 4)), rng.standard_normal((30, 2)), rng.standard_normal((7, 4))
+    mlp = ntkfast.MLP(2, "erf", W_std=1.3, b_std=0.2)
+    for t in (None, 3.0):
+        est = NTKRegressor(depth=2, activation="erf", W_std=1.3, b_std=0.2, t=t, diag_reg=1e-4).fit(x, y)
+        want = mlp.predict(x, y, xt, t=t, diag_reg=1e-4)
+        np.testing.assert_allclose(est.predict(xt), want, rtol=1e-8, atol=1e-10)
+    restored = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(restored.predict(xt), est.predict(xt))
+
+
+def test_classifier_on_digits():
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    x, y = load_digits(return_X_y=True)
+    x_train, x_test, y_train, y_test = train_test_split(x / 16.0, y, train_size=400, test_size=300, random_state=0)
+    clf = NTKClassifier(depth=2, diag_reg=1e-3).fit(x_train, y_train)
+    assert clf.score(x_test, y_test) > 0.9
+    assert set(clf.predict(x_test)) <= set(range(10))
+
+
+def test_kernel_in_gaussian_process_and_kernel_ridge():
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.kernel_ridge import KernelRidge
+
+    rng = np.random.default_rng(1)
+    x, y, xt = rng.standard_normal((40, 3)), np.sin(rng.standard_normal(40)), rng.standard_normal((5, 3))
+    kernel = NTKKernel(depth=2, get="nngp")
+    gp = GaussianProcessRegressor(kernel=kernel, alpha=1e-6, optimizer=None).fit(x, y)
+    mean, std = gp.predict(xt, return_std=True)
+    want = predict.gp_inference(kernel(x), y, diag_reg=1e-6, diag_reg_absolute_scale=True)("nngp", kernel(xt, x),
+                                                                                          kernel(xt))
+    np.testing.assert_allclose(mean, want.mean, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(std, np.sqrt(np.clip(np.diag(want.cov), 0, None)), rtol=1e-5, atol=1e-6)
+    ridge = KernelRidge(kernel=NTKKernel(depth=2), alpha=1e-3).fit(x, y)
+    k = ntkfast.MLP(2, "relu", W_std=2**0.5, b_std=0.1).kernel(x, get="ntk")
+    np.testing.assert_allclose(ridge.dual_coef_, np.linalg.solve(k + 1e-3 * np.eye(40), y), rtol=1e-8)
+    np.testing.assert_allclose(kernel.diag(xt), np.diag(kernel(xt)), rtol=1e-14)
