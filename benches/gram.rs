@@ -5,6 +5,8 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ndarray::Array2;
+use ntkfast::activation::SeriesFunction;
+use ntkfast::series::Builtin;
 use ntkfast::{Activation, Dense, Mlp, Parameterization, Want, gram};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -43,6 +45,11 @@ fn activations() -> Vec<(&'static str, Activation)> {
         ("gelu", Activation::Gelu),
         ("sign", Activation::Sign),
         ("identity", Activation::Identity),
+        ("sin", Activation::Sin { a: 1.0, b: 1.0, c: 0.0 }),
+        ("gabor", Activation::Gabor),
+        // the quadrature path (Hermite series; degree grows until the series is accurate)
+        ("softplus*", Activation::Series { function: SeriesFunction::Builtin(Builtin::Softplus), degree: 128 }),
+        ("tanh*", Activation::Series { function: SeriesFunction::Builtin(Builtin::Tanh), degree: 128 }),
     ]
 }
 
@@ -74,7 +81,7 @@ fn report_per_entry() {
         }
         best.as_secs_f64()
     };
-    println!("\ncost per entry and layer (NNGP + NTK, {} threads):", rayon::current_num_threads());
+    println!("\ncost per entry and layer (NNGP + NTK, {} threads; * = quadrature path):", rayon::current_num_threads());
     for (name, activation) in activations() {
         let per = (time(&mlp(10, activation)) - time(&mlp(0, activation))) / (10.0 * entries);
         println!("  {name:10} {:6.2} ns", per * 1e9);

@@ -12,11 +12,12 @@ use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 use std::ops::Range;
 
-use crate::activation::{Dual, WithDual};
+use crate::activation::{Activation, Dual, SeriesFunction, WithDual};
 use crate::error::Error;
 use crate::float::{MulAdd, Real};
 use crate::memory;
 use crate::recursion::{self, Diagonal, LayerStats};
+use crate::series::{self, PointwiseFn, SeriesDual, Tables};
 use crate::simd::{self, Vectorized};
 use crate::spec::{DenseStep, Mlp};
 
@@ -83,10 +84,32 @@ impl WithDual<f64> for RunDiagonal<'_> {
 }
 
 /// The exact diagonal recursion for `x`, with the overflow check for computing in `T`.
-fn diagonal_of<T: Real>(mlp: &Mlp, x: &ArrayView2<T>, name: &'static str) -> Result<Diagonal, Error> {
+/// The diagonal recursion of a set of inputs, and for a series activation its tables.
+fn diagonal_of<T: Real>(
+    mlp: &Mlp,
+    x: &ArrayView2<T>,
+    name: &'static str,
+    external: Option<&dyn PointwiseFn>,
+) -> Result<(Diagonal, Option<Tables<f64>>), Error> {
     let input_variance = input_variance(x, name)?;
     let steps = mlp.dense_steps(x.ncols());
-    let diag = mlp.activation.with_dual::<f64, _>(RunDiagonal { steps: &steps, input_variance: &input_variance });
+    let (diag, tables) = match mlp.activation {
+        Activation::Series { function, degree } => {
+            let builtin;
+            let f: &dyn PointwiseFn = match function {
+                SeriesFunction::Builtin(b) => {
+                    builtin = b;
+                    &builtin
+                }
+                SeriesFunction::External => {
+                    external.ok_or_else(|| Error::invalid("activation", "a numerical activation needs its function"))?
+                }
+            };
+            let (diag, tables) = series::diagonal(&steps, f, degree as usize, &input_variance)?;
+            (diag, Some(tables))
+        }
+        _ => (mlp.activation.with_dual::<f64, _>(RunDiagonal { steps: &steps, input_variance: &input_variance }), None),
+    };
     // Variances are multiplied together in the duals, so they must stay below sqrt(MAX).
     let limit = T::MAX.to_f64().sqrt() / 64.0;
     // (written so that a NaN peak also fails)
@@ -101,7 +124,7 @@ fn diagonal_of<T: Real>(mlp: &Mlp, x: &ArrayView2<T>, name: &'static str) -> Res
             ),
         });
     }
-    Ok(diag)
+    Ok((diag, tables))
 }
 
 fn cast<T: Real>(v: &[f64]) -> Vec<T> {
@@ -117,7 +140,17 @@ fn check_features<T>(x1: &ArrayView2<T>, x2: &ArrayView2<T>) -> Result<(), Error
 
 /// The diagonals k(x_i, x_i) by the exact diagonal recursion.
 pub fn gram_diagonal<T: Real>(mlp: &Mlp, x: ArrayView2<T>, want: Want) -> Result<Kernels<Array1<T>>, Error> {
-    let diag = diagonal_of::<T>(mlp, &x, "x1")?;
+    gram_diagonal_with(mlp, x, want, None)
+}
+
+/// `gram_diagonal` for an MLP whose numerical activation's function is `external`.
+pub fn gram_diagonal_with<T: Real>(
+    mlp: &Mlp,
+    x: ArrayView2<T>,
+    want: Want,
+    external: Option<&dyn PointwiseFn>,
+) -> Result<Kernels<Array1<T>>, Error> {
+    let (diag, _) = diagonal_of::<T>(mlp, &x, "x1", external)?;
     let to_array = |v: &[f64]| Array1::from_vec(cast::<T>(v));
     Ok(Kernels { nngp: want.nngp.then(|| to_array(&diag.nngp)), ntk: want.ntk.then(|| to_array(&diag.ntk)) })
 }
@@ -129,13 +162,27 @@ pub fn gram<T: Real>(
     x2: Option<ArrayView2<T>>,
     want: Want,
 ) -> Result<Kernels<Array2<T>>, Error> {
+    gram_with(mlp, x1, x2, want, None)
+}
+
+/// `gram` for an MLP whose numerical activation's function is `external` (a Python callable).
+pub fn gram_with<T: Real>(
+    mlp: &Mlp,
+    x1: ArrayView2<T>,
+    x2: Option<ArrayView2<T>>,
+    want: Want,
+    external: Option<&dyn PointwiseFn>,
+) -> Result<Kernels<Array2<T>>, Error> {
     if let Some(x2) = &x2 {
         check_features(&x1, x2)?;
     }
-    let diag1 = diagonal_of::<T>(mlp, &x1, "x1")?;
-    let diag2 = match &x2 {
-        Some(x2) => Some(diagonal_of::<T>(mlp, x2, "x2")?),
-        None => None,
+    let (diag1, tables1) = diagonal_of::<T>(mlp, &x1, "x1", external)?;
+    let (diag2, tables2) = match &x2 {
+        Some(x2) => {
+            let (d, t) = diagonal_of::<T>(mlp, x2, "x2", external)?;
+            (Some(d), t)
+        }
+        None => (None, None),
     };
     let (n1, n2) = (x1.nrows(), x2.as_ref().map_or(x1.nrows(), |x| x.nrows()));
     let outputs = want.nngp as u128 + want.ntk as u128;
@@ -160,7 +207,14 @@ pub fn gram<T: Real>(
         nngp: Out::new(&mut nngp, n2),
         ntk: Out::new(&mut ntk, n2),
     };
-    mlp.activation.with_dual::<T, _>(job);
+    match &tables1 {
+        Some(rows) => {
+            let rows = series::tables_as::<T>(rows);
+            let cols = tables2.as_ref().map(series::tables_as::<T>);
+            job.run(SeriesDual::new(&rows, cols.as_ref().unwrap_or(&rows)));
+        }
+        None => mlp.activation.with_dual::<T, _>(job),
+    }
     let shape = |v: Vec<T>| Array2::from_shape_vec((n1, n2), v).expect("length is n1 * n2");
     Ok(Kernels { nngp: want.nngp.then(|| shape(nngp)), ntk: want.ntk.then(|| shape(ntk)) })
 }
@@ -382,6 +436,7 @@ impl<T: Real, D: Dual<T>> Vectorized for TileJob<'_, T, D> {
                     self.dual,
                     row_q,
                     row_aux,
+                    (i, rows.n),
                     self.cols_stats,
                     col0,
                     sigma,
@@ -393,6 +448,7 @@ impl<T: Real, D: Dual<T>> Vectorized for TileJob<'_, T, D> {
                     self.dual,
                     row_q,
                     row_aux,
+                    (i, rows.n),
                     self.cols_stats,
                     col0,
                     sigma,
@@ -465,6 +521,41 @@ mod tests {
                 assert_eq!(nngp_only.nngp, sym.nngp);
                 assert_eq!(ntk_only.ntk, sym.ntk);
             }
+        }
+    }
+
+    struct ErfFn(bool);
+    impl PointwiseFn for ErfFn {
+        fn eval(&self, x: &[f64], value: &mut [f64], slope: &mut [f64]) -> Result<bool, Error> {
+            for ((v, s), &x) in value.iter_mut().zip(slope.iter_mut()).zip(x) {
+                *v = libm::erf(x);
+                *s = std::f64::consts::FRAC_2_SQRT_PI * (-x * x).exp();
+            }
+            Ok(self.0)
+        }
+    }
+
+    #[test]
+    fn numerical_erf_matches_the_closed_form() {
+        let x = inputs(40, 6, 9) * 2.0;
+        let dense = Dense::new(1.3, Some(0.2), "W_std", "b_std").unwrap();
+        let exact =
+            Mlp::new(3, Activation::Erf { a: 1.0, b: 1.0, c: 0.0 }, dense, dense, Parameterization::Ntk).unwrap();
+        let want = gram(&exact, x.view(), None, BOTH).unwrap();
+        for with_derivative in [true, false] {
+            let numerical = Mlp::new(
+                3,
+                Activation::Series { function: SeriesFunction::External, degree: 128 },
+                dense,
+                dense,
+                Parameterization::Ntk,
+            )
+            .unwrap();
+            let f = ErfFn(with_derivative);
+            let got = gram_with(&numerical, x.view(), None, BOTH, Some(&f)).unwrap();
+            let e_nngp = max_rel(got.nngp.as_ref().unwrap(), want.nngp.as_ref().unwrap());
+            let e_ntk = max_rel(got.ntk.as_ref().unwrap(), want.ntk.as_ref().unwrap());
+            assert!(e_nngp < 1e-8 && e_ntk < 1e-8, "derivative given: {with_derivative}: {e_nngp:e} {e_ntk:e}");
         }
     }
 

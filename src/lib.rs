@@ -25,6 +25,7 @@ pub mod linearized;
 pub mod memory;
 pub mod network;
 pub mod recursion;
+pub mod series;
 pub mod simd;
 pub mod spec;
 

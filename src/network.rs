@@ -55,6 +55,12 @@ impl Network {
                 format!("an MLP of depth {} has {} Dense layers, got {}", mlp.depth, mlp.depth + 1, layers.len()),
             ));
         }
+        if let Activation::Series { function: crate::activation::SeriesFunction::External, .. } = mlp.activation {
+            return Err(Error::invalid(
+                "activation",
+                "finite networks need a closed-form or built-in activation, not a Python function",
+            ));
+        }
         let mut scales = Vec::with_capacity(layers.len());
         for (l, layer) in layers.iter().enumerate() {
             let dense = if l < mlp.depth { mlp.hidden } else { mlp.readout };

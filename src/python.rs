@@ -65,6 +65,56 @@ fn want(nngp: bool, ntk: bool) -> PyResult<Want> {
 #[pyclass(frozen, name = "MlpSpec", module = "ntkfast._core")]
 struct PyMlp {
     inner: Mlp,
+    /// The Python function of a numerical activation (`Activation::Series { External }`).
+    external: Option<PyFunction>,
+}
+
+/// phi (and optionally phi') as vectorised Python callables: called with one float64 array per
+/// layer (every input's quadrature nodes at once), never per kernel entry.
+struct PyFunction {
+    value: Py<PyAny>,
+    slope: Option<Py<PyAny>>,
+}
+
+impl PyFunction {
+    fn call(py: Python<'_>, f: &Py<PyAny>, x: &[f64], out: &mut [f64], what: &str) -> Result<(), Error> {
+        let fail = |msg: String| Error::invalid("activation", format!("the {what}: {msg}"));
+        let arg = numpy::PyArray1::from_slice(py, x);
+        let result = f.call1(py, (arg,)).map_err(|e| fail(format!("raised {e}")))?;
+        let np = py.import("numpy").map_err(|e| fail(e.to_string()))?;
+        let array = np
+            .call_method1("asarray", (result, "float64"))
+            .map_err(|e| fail(format!("did not return numbers: {e}")))?;
+        let array = array
+            .cast::<numpy::PyArray1<f64>>()
+            .map_err(|_| fail(format!("must return an array of the argument's shape ({},)", x.len())))?;
+        let values = array.try_readonly().map_err(|e| fail(e.to_string()))?;
+        let values = values.as_array();
+        if values.len() != x.len() {
+            return Err(fail(format!("returned {} values for {} points", values.len(), x.len())));
+        }
+        out.iter_mut().zip(values.iter()).for_each(|(o, &v)| *o = v);
+        Ok(())
+    }
+}
+
+impl crate::series::PointwiseFn for PyFunction {
+    fn eval(&self, x: &[f64], value: &mut [f64], slope: &mut [f64]) -> Result<bool, Error> {
+        // Called from the core with the GIL released: take it for the call.
+        Python::attach(|py| {
+            PyFunction::call(py, &self.value, x, value, "function")?;
+            match &self.slope {
+                Some(d) => PyFunction::call(py, d, x, slope, "derivative").map(|_| true),
+                None => Ok(false),
+            }
+        })
+    }
+}
+
+impl PyMlp {
+    fn external(&self) -> Option<&dyn crate::series::PointwiseFn> {
+        self.external.as_ref().map(|f| f as &dyn crate::series::PointwiseFn)
+    }
 }
 
 type KernelPair<'py> = (Option<Bound<'py, PyAny>>, Option<Bound<'py, PyAny>>);
@@ -87,7 +137,8 @@ impl PyMlp {
         let x1 = x1.try_readonly().map_err(|e| PyValueError::new_err(format!("x1: {e}")))?;
         let x2 = x2.map(|x| x.try_readonly().map_err(|e| PyValueError::new_err(format!("x2: {e}")))).transpose()?;
         let (v1, v2) = (x1.as_array(), x2.as_ref().map(|x| x.as_array()));
-        let k = without_gil(py, || gram::gram(&self.inner, v1, v2, want))?;
+        let external = self.external();
+        let k = without_gil(py, || gram::gram_with(&self.inner, v1, v2, want, external))?;
         Ok(outputs(py, k))
     }
 
@@ -99,7 +150,8 @@ impl PyMlp {
     ) -> PyResult<KernelPair<'py>> {
         let x = x.try_readonly().map_err(|e| PyValueError::new_err(format!("x1: {e}")))?;
         let view = x.as_array();
-        let k = without_gil(py, || gram::gram_diagonal(&self.inner, view, want))?;
+        let external = self.external();
+        let k = without_gil(py, || gram::gram_diagonal_with(&self.inner, view, want, external))?;
         Ok(outputs(py, k))
     }
 }
@@ -118,7 +170,7 @@ fn wrong_array(x: &Bound<'_, PyAny>, name: &str) -> PyErr {
 #[pymethods]
 impl PyMlp {
     #[new]
-    #[pyo3(signature = (depth, activation, activation_params, W_std, b_std, readout_W_std, readout_b_std, parameterization, width=None))]
+    #[pyo3(signature = (depth, activation, activation_params, W_std, b_std, readout_W_std, readout_b_std, parameterization, width=None, function=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         depth: i64,
@@ -130,6 +182,7 @@ impl PyMlp {
         readout_b_std: Option<f64>,
         parameterization: &str,
         width: Option<i64>,
+        function: Option<(Py<PyAny>, Option<Py<PyAny>>)>,
     ) -> PyResult<Self> {
         let depth = non_negative(depth, "depth")?;
         let activation = Activation::from_name(activation, &activation_params).map_err(to_py_err)?;
@@ -150,7 +203,13 @@ impl PyMlp {
             }
         };
         let inner = Mlp::new(depth, activation, hidden, readout, parameterization).map_err(to_py_err)?;
-        Ok(PyMlp { inner })
+        let external = function.map(|(value, slope)| PyFunction { value, slope });
+        if matches!(activation, Activation::Series { function: crate::activation::SeriesFunction::External, .. })
+            != external.is_some()
+        {
+            return Err(PyValueError::new_err("activation: 'external' goes with a function, and only it"));
+        }
+        Ok(PyMlp { inner, external })
     }
 
     /// (nngp, ntk) Gram matrices of x1 against x2 (x1 with itself when x2 is None); entries

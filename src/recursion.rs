@@ -66,7 +66,7 @@ pub struct LayerStats<'a, T> {
 ///
 /// `sigma` holds the input kernel x1.x2/d on entry and the NNGP on exit; with `NTK`, `theta`
 /// receives the NTK (its entry values are ignored). `row_q[l]`, `row_aux[l]` describe the row's
-/// input at hidden layer l; `cols` the columns' inputs, starting at column `col0`.
+/// input (number `row` of `row_n`) at hidden layer l; `cols` the columns' inputs, from `col0`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub fn row<T: Real, D: Dual<T>, M: MulAdd, const NTK: bool>(
@@ -74,6 +74,7 @@ pub fn row<T: Real, D: Dual<T>, M: MulAdd, const NTK: bool>(
     dual: D,
     row_q: &[T],
     row_aux: &[T],
+    (row, row_n): (usize, usize),
     cols: &LayerStats<T>,
     col0: usize,
     sigma: &mut [T],
@@ -83,23 +84,11 @@ pub fn row<T: Real, D: Dual<T>, M: MulAdd, const NTK: bool>(
     let len = sigma.len();
     let theta = &mut theta[..if NTK { len } else { 0 }];
     for (layer, step) in steps[..depth].iter().enumerate() {
-        let (q1, a1) = (row_q[layer], row_aux[layer]);
-        let q2 = &cols.q[layer * cols.n + col0..][..len];
-        let a2 = &cols.aux[layer * cols.n + col0..][..len];
-        if NTK {
-            let first = layer == 0;
-            for (((s, t), &q2), &a2) in sigma.iter_mut().zip(theta.iter_mut()).zip(q2).zip(a2) {
-                let theta_hat = if first { T::ZERO } else { *t };
-                let th = step.theta::<M>(*s, theta_hat);
-                let (sigma_hat, dot) = dual.dual::<M>(step.sigma::<M>(*s), q1, q2, a1, a2);
-                *s = sigma_hat;
-                *t = th * dot;
-            }
-        } else {
-            for ((s, &q2), &a2) in sigma.iter_mut().zip(q2).zip(a2) {
-                *s = dual.dual::<M>(step.sigma::<M>(*s), q1, q2, a1, a2).0;
-            }
-        }
+        let base = layer * cols.n + col0;
+        let q2 = &cols.q[base..][..len];
+        let a2 = &cols.aux[base..][..len];
+        let row_input = (row_q[layer], row_aux[layer], layer * row_n + row);
+        dual.layer_row::<M, NTK>((step, layer == 0), sigma, theta, row_input, q2, a2, base);
     }
     let readout = &steps[depth];
     if NTK {
@@ -147,13 +136,13 @@ mod tests {
             let row_aux: Vec<f64> = aux.iter().step_by(2).copied().collect();
             let cols = LayerStats { q: &d.variances, aux: &aux, n: 2 };
             let (mut sig, mut th) = (vec![q, q], vec![0.0, 0.0]);
-            row::<f64, _, Fused, true>(&st, dual, &row_q, &row_aux, &cols, 0, &mut sig, &mut th);
+            row::<f64, _, Fused, true>(&st, dual, &row_q, &row_aux, (0, 2), &cols, 0, &mut sig, &mut th);
             for j in 0..2 {
                 assert!((sig[j] - d.nngp[0]).abs() < 1e-14 * d.nngp[0]);
                 assert!((th[j] - d.ntk[0]).abs() < 1e-14 * d.ntk[0]);
             }
             let mut sig_only = vec![q, q];
-            row::<f64, _, Fused, false>(&st, dual, &row_q, &row_aux, &cols, 0, &mut sig_only, &mut []);
+            row::<f64, _, Fused, false>(&st, dual, &row_q, &row_aux, (0, 2), &cols, 0, &mut sig_only, &mut []);
             assert_eq!(sig_only, sig);
         }
     }

@@ -32,6 +32,8 @@ __all__ = [
     "Gaussian",
     "Monomial",
     "RectifiedMonomial",
+    "Numerical",
+    "BUILTIN_NUMERICAL",
     "ALIASES",
     "get",
 ]
@@ -255,6 +257,89 @@ class RectifiedMonomial(Monomial):
         self.degree = _degree(degree, 10)
 
 
+BUILTIN_NUMERICAL = ("tanh", "softplus", "silu", "swish", "elu", "selu", "sigmoid", "gelu_tanh")
+DEFAULT_DEGREE = 128
+
+
+class Numerical(Activation):
+    """Any activation, by Gauss-Hermite quadrature: ``Numerical(fn, dfn=None, degree=128)``.
+
+    ``fn`` is a vectorised callable (NumPy array in, array of the same shape out) or one of the
+    names evaluated natively in the core: ``"tanh"``, ``"softplus"``, ``"silu"`` (``"swish"``),
+    ``"elu"``, ``"selu"``, ``"sigmoid"``, ``"gelu_tanh"``. Python callables are called once per layer
+    with all the quadrature points of all inputs, never per kernel entry.
+
+    The core expands phi(s z) in ``7 degree / 8`` Hermite polynomials per input and layer (from a
+    ``degree``-point rule) and sums the series in the correlation for each kernel entry (Mehler's
+    formula); diagonal entries use the quadrature directly. ``dfn`` is phi'; without it the
+    derivative kernel comes from differentiating the series, phi'(s z) = (1/s) sum_k sqrt(k + 1)
+    a_(k+1) h_k(z) (equivalently, Price's theorem: Sigma-dot = d Sigma-hat / d q12).
+
+    Accuracy: about 1e-10 for smooth activations at moderate pre-activation variances (q up to a
+    few); the series converges more slowly for steep activations at large variance and for
+    activations with kinks (ELU, SELU), where a larger ``degree`` helps.
+    """
+
+    _core_name = "external"
+    _fields = ("fn", "degree")
+
+    def __init__(self, fn, dfn=None, degree: int = DEFAULT_DEGREE):
+        if isinstance(degree, bool) or not isinstance(degree, numbers.Integral) or not 8 <= degree <= 1024:
+            raise ValueError(f"degree: must be an integer from 8 to 1024, got {degree!r}")
+        self.degree = int(degree)
+        if isinstance(fn, str):
+            if fn not in BUILTIN_NUMERICAL:
+                raise ValueError(f"fn: unknown built-in {fn!r}; known: {', '.join(BUILTIN_NUMERICAL)}")
+            if dfn is not None:
+                raise ValueError("dfn: built-in functions come with their derivative")
+            self._core_name = fn
+        elif not callable(fn):
+            raise TypeError(f"fn: must be callable or a built-in name, got {type(fn).__name__}")
+        elif dfn is not None and not callable(dfn):
+            raise TypeError(f"dfn: must be callable or None, got {type(dfn).__name__}")
+        else:
+            import numpy as np
+
+            probe = np.linspace(-2.0, 2.0, 7)
+            for name, f in (("fn", fn), ("dfn", dfn)):
+                if f is None:
+                    continue
+                out = np.asarray(f(probe), dtype=float)
+                if out.shape != probe.shape:
+                    raise ValueError(f"{name}: must be vectorised (array in, same-shape array out); "
+                                     f"got shape {out.shape} for input shape {probe.shape}")
+        self.fn, self.dfn = fn, dfn
+
+    def _core_params(self) -> tuple[float, ...]:
+        return (float(self.degree),)
+
+    def _core_function(self):
+        return None if isinstance(self.fn, str) else (self.fn, self.dfn)
+
+    def __repr__(self) -> str:
+        name = self.fn if isinstance(self.fn, str) else getattr(self.fn, "__name__", repr(self.fn))
+        return f"Numerical({name!r}, degree={self.degree})" if isinstance(self.fn, str) else \
+            f"Numerical({name}, dfn={'given' if self.dfn is not None else None}, degree={self.degree})"
+
+    def _core_spec(self) -> tuple[str, tuple[float, ...]]:
+        return self._core_name, self._core_params()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Numerical) and (self.fn, self.dfn, self.degree) == (other.fn, other.dfn,
+                                                                                     other.degree)
+
+    def __hash__(self) -> int:
+        return hash((id(self.fn), id(self.dfn), self.degree))
+
+
+def _builtin(name: str):
+    def make() -> Numerical:
+        return Numerical(name)
+
+    make.__name__ = name
+    return make
+
+
 ALIASES: dict[str, type[Activation]] = {
     "relu": Relu,
     "abs": Abs,
@@ -269,6 +354,7 @@ ALIASES: dict[str, type[Activation]] = {
     "gabor": Gabor,
     "exp": Exp,
     "gaussian": Gaussian,
+    **{name: _builtin(name) for name in BUILTIN_NUMERICAL},
 }
 
 

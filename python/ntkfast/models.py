@@ -138,6 +138,7 @@ class MLP:
         self.readout_W_std = self.W_std if readout_W_std is _SAME else _real(readout_W_std, "readout_W_std", allow_none=False)
         self.readout_b_std = self.b_std if readout_b_std is _SAME else _real(readout_b_std, "readout_b_std", allow_none=True)
         name, params = self.activation._core_spec()
+        function = getattr(self.activation, "_core_function", lambda: None)()
         # The core validates values (W_std > 0, b_std >= 0, width given for "standard", ...).
         self._spec = _core.MlpSpec(
             self.depth,
@@ -149,6 +150,7 @@ class MLP:
             self.readout_b_std,
             self.parameterization,
             self.width,
+            function,
         )
 
     def __reduce__(self):

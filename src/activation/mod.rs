@@ -30,6 +30,7 @@ pub use trig::Sin;
 
 use crate::error::Error;
 use crate::float::{MulAdd, Real};
+use crate::spec::DenseStep;
 
 /// A dual activation evaluated per kernel entry. Implementations are branch-free so the tile
 /// loops vectorise; what a caller does not use (Sigma-dot for an NNGP-only request) is removed
@@ -43,6 +44,46 @@ pub trait Dual<T: Real>: Copy + Send + Sync {
     fn dual<M: MulAdd>(&self, q12: T, q11: T, q22: T, aux1: T, aux2: T) -> (T, T);
     /// The same at q12 = q11 = q22 = q, by the exact diagonal formula (no angle to resolve).
     fn dual_diag<M: MulAdd>(&self, q: T) -> (T, T);
+    /// One layer on a row segment in place: the Dense map `step` (Theta-hat ignored when `first`)
+    /// then the activation. `sigma` holds the previous Sigma-hat on entry and the new one on exit;
+    /// with `NTK`, `theta` likewise for Theta. The row input has variance `q1`, auxiliary `a1` and
+    /// index `index1` in its layer-major table; column j has `q2[j]`, `a2[j]` and index
+    /// `index2 + j`. Fused per entry by default; duals with per-input tables override it to loop
+    /// over columns innermost.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn layer_row<M: MulAdd, const NTK: bool>(
+        &self,
+        (step, first): (&DenseStep<T>, bool),
+        sigma: &mut [T],
+        theta: &mut [T],
+        (q1, a1, _index1): (T, T, usize),
+        q2: &[T],
+        a2: &[T],
+        _index2: usize,
+    ) {
+        if NTK {
+            for (((s, t), &q2), &a2) in sigma.iter_mut().zip(theta.iter_mut()).zip(q2).zip(a2) {
+                let theta_hat = if first { T::ZERO } else { *t };
+                let th = step.theta::<M>(*s, theta_hat);
+                let (sigma_hat, dot) = self.dual::<M>(step.sigma::<M>(*s), q1, q2, a1, a2);
+                *s = sigma_hat;
+                *t = th * dot;
+            }
+        } else {
+            for ((s, &q2), &a2) in sigma.iter_mut().zip(q2).zip(a2) {
+                *s = self.dual::<M>(step.sigma::<M>(*s), q1, q2, a1, a2).0;
+            }
+        }
+    }
+}
+
+/// Where a series activation's function comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeriesFunction {
+    Builtin(crate::series::Builtin),
+    /// Supplied with the request (a Python callable), see `series::PointwiseFn`.
+    External,
 }
 
 /// The activations with closed-form duals, with their parameters.
@@ -72,7 +113,13 @@ pub enum Activation {
     Monomial { degree: u32 },
     /// phi(x) = [x >= 0] x^degree, degree 0..=10: the arc-cosine kernels.
     RectifiedMonomial { degree: u32 },
+    /// Any activation, by a `degree`-point Gauss-Hermite quadrature and Hermite series
+    /// (`series.rs`); `gram.rs` dispatches these itself.
+    Series { function: SeriesFunction, degree: u32 },
 }
+
+/// The quadrature degree of series activations unless given.
+pub const DEFAULT_SERIES_DEGREE: u32 = 128;
 
 /// Something to run with the concrete `Dual` of an `Activation` (a generic closure).
 pub trait WithDual<T: Real> {
@@ -124,7 +171,19 @@ impl Activation {
                     Activation::RectifiedMonomial { degree }
                 }
             }
-            other => return Err(Error::invalid("activation", format!("unknown activation {other:?}"))),
+            other => {
+                let function = match (other, crate::series::Builtin::from_name(other)) {
+                    (_, Some(builtin)) => SeriesFunction::Builtin(builtin),
+                    ("external", None) => SeriesFunction::External,
+                    _ => return Err(Error::invalid("activation", format!("unknown activation {other:?}"))),
+                };
+                want(1)?;
+                let degree = params[0];
+                if degree.fract() != 0.0 || !(4.0..=1024.0).contains(&degree) {
+                    return Err(Error::invalid("degree", format!("must be an integer from 4 to 1024, got {degree}")));
+                }
+                Activation::Series { function, degree: degree as u32 }
+            }
         };
         Ok(activation)
     }
@@ -150,6 +209,8 @@ impl Activation {
                 _ => work.run(Monomial::<5>),
             },
             Activation::RectifiedMonomial { degree } => work.run(RectifiedMonomial::new(degree)),
+            // Their duals need per-input tables: gram.rs builds `series::SeriesDual` instead.
+            Activation::Series { .. } => unreachable!("series activations are dispatched by gram.rs"),
         }
     }
 }

@@ -82,7 +82,7 @@ pub fn arc_cosine_polynomials(n: usize) -> ([f64; COEFFS], [f64; COEFFS]) {
         q = new_q;
         a += 2.0;
     }
-    let sign = if n % 2 == 0 { 1.0 } else { -1.0 };
+    let sign = if n.is_multiple_of(2) { 1.0 } else { -1.0 };
     let (mut big_a, mut big_b) = ([0.0; COEFFS], [0.0; COEFFS]);
     for (k, v) in q.iter().enumerate().take(COEFFS) {
         big_a[k] = sign * v;

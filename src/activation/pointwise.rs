@@ -64,6 +64,11 @@ impl Activation {
                 let d = degree as i32;
                 (x.powi(d), if d == 0 { 0.0 } else { d as f64 * x.powi(d - 1) })
             }
+            Activation::Series { function: super::SeriesFunction::Builtin(builtin), .. } => {
+                builtin.value_and_derivative(x)
+            }
+            // Rejected by `Network::new`.
+            Activation::Series { function: super::SeriesFunction::External, .. } => (f64::NAN, f64::NAN),
             Activation::RectifiedMonomial { degree } => {
                 // JAX differentiates (x >= 0) * x^n: the indicator has no derivative.
                 let d = degree as i32;

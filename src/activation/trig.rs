@@ -18,7 +18,7 @@ impl<T: Real> Sin<T> {
     }
 
     #[inline(always)]
-    fn from_terms(&self, same: T, opposite: T) -> (T, T) {
+    fn combine(&self, same: T, opposite: T) -> (T, T) {
         let s1 = same.exp();
         let s2 = opposite.exp() * self.cos_2c;
         (self.half_a2 * (s1 - s2), self.half_a2 * self.b2 * (s1 + s2))
@@ -34,12 +34,12 @@ impl<T: Real> Dual<T> for Sin<T> {
     #[inline(always)]
     fn dual<M: MulAdd>(&self, q12: T, q11: T, q22: T, _aux1: T, _aux2: T) -> (T, T) {
         let half_sum = T::from_f64(0.5) * (q11 + q22);
-        self.from_terms(self.b2 * (q12 - half_sum), -self.b2 * (q12 + half_sum))
+        self.combine(self.b2 * (q12 - half_sum), -self.b2 * (q12 + half_sum))
     }
 
     #[inline(always)]
     fn dual_diag<M: MulAdd>(&self, q: T) -> (T, T) {
-        self.from_terms(T::ZERO, T::from_f64(-2.0) * self.b2 * q)
+        self.combine(T::ZERO, T::from_f64(-2.0) * self.b2 * q)
     }
 }
 

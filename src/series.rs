@@ -1,0 +1,484 @@
+//! Any activation, by Gauss-Hermite quadrature and Hermite series (Mehler's formula).
+//!
+//! For pre-activation variance q = s^2, expand phi(s z) = sum_k a_k(q) h_k(z) in the normalised
+//! probabilists' Hermite polynomials h_k (z ~ N(0, 1)); then for inputs i, j with correlation rho
+//!   Sigma-hat_ij = E[phi(u) phi(v)] = sum_k a_k(q_i) a_k(q_j) rho^k,
+//! and likewise Sigma-dot with the coefficients b_k of phi'. The coefficients need phi only at the
+//! quadrature nodes s_i z_m of each input and layer (a batch of n x degree values per layer:
+//! native Rust functions, or one call of a vectorised Python function), and the per-entry work is
+//! two polynomials in rho. Without phi' the b_k follow from differentiating the series:
+//! phi'(s z) = (1/s) sum_k sqrt(k + 1) a_(k+1) h_k(z). Diagonal entries use the quadrature of
+//! phi^2 and phi'^2 directly (exact for correlation 1 rather than a truncated series).
+
+use ndarray::{Array2, ArrayView2};
+use rayon::prelude::*;
+
+use crate::activation::Dual;
+use crate::error::Error;
+use crate::float::{MulAdd, Real};
+use crate::linalg::{self, matmul};
+use crate::recursion::Diagonal;
+use crate::spec::DenseStep;
+
+/// phi (and phi' when known) at a batch of points.
+pub trait PointwiseFn: Sync {
+    /// Fills `value` (and `slope` if it returns Ok(true); Ok(false): phi' is not available).
+    fn eval(&self, x: &[f64], value: &mut [f64], slope: &mut [f64]) -> Result<bool, Error>;
+}
+
+/// Activations evaluated natively.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Builtin {
+    Tanh,
+    Softplus,
+    Silu,
+    Elu,
+    Selu,
+    Sigmoid,
+    GeluTanh,
+}
+
+const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
+const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
+
+impl Builtin {
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "tanh" => Builtin::Tanh,
+            "softplus" => Builtin::Softplus,
+            "silu" | "swish" => Builtin::Silu,
+            "elu" => Builtin::Elu,
+            "selu" => Builtin::Selu,
+            "sigmoid" => Builtin::Sigmoid,
+            "gelu_tanh" => Builtin::GeluTanh,
+            _ => return None,
+        })
+    }
+
+    /// (phi(x), phi'(x)).
+    pub fn value_and_derivative(self, x: f64) -> (f64, f64) {
+        let sigmoid = |x: f64| if x >= 0.0 { 1.0 / (1.0 + (-x).exp()) } else { x.exp() / (1.0 + x.exp()) };
+        match self {
+            Builtin::Tanh => {
+                let t = x.tanh();
+                (t, 1.0 - t * t)
+            }
+            Builtin::Softplus => (x.max(0.0) + (-x.abs()).exp().ln_1p(), sigmoid(x)),
+            Builtin::Silu => {
+                let s = sigmoid(x);
+                (x * s, s * (1.0 + x * (1.0 - s)))
+            }
+            Builtin::Elu => {
+                if x > 0.0 {
+                    (x, 1.0)
+                } else {
+                    (x.exp_m1(), x.exp())
+                }
+            }
+            Builtin::Selu => {
+                if x > 0.0 {
+                    (SELU_SCALE * x, SELU_SCALE)
+                } else {
+                    (SELU_SCALE * SELU_ALPHA * x.exp_m1(), SELU_SCALE * SELU_ALPHA * x.exp())
+                }
+            }
+            Builtin::Sigmoid => {
+                let s = sigmoid(x);
+                (s, s * (1.0 - s))
+            }
+            Builtin::GeluTanh => {
+                let c = (2.0 / std::f64::consts::PI).sqrt();
+                let inner = c * (x + 0.044715 * x * x * x);
+                let t = inner.tanh();
+                (0.5 * x * (1.0 + t), 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * c * (1.0 + 3.0 * 0.044715 * x * x))
+            }
+        }
+    }
+}
+
+impl PointwiseFn for Builtin {
+    fn eval(&self, x: &[f64], value: &mut [f64], slope: &mut [f64]) -> Result<bool, Error> {
+        value.par_iter_mut().zip(slope.par_iter_mut()).zip(x.par_iter()).for_each(|((v, s), &x)| {
+            (*v, *s) = self.value_and_derivative(x);
+        });
+        Ok(true)
+    }
+}
+
+/// The probabilists' Gauss-Hermite rule of `degree` points with weights summing to 1. Nodes: the
+/// eigenvalues of the Jacobi matrix (off-diagonal sqrt(k), Golub-Welsch), polished by Newton
+/// steps; weights from w_m = 1 / (degree h_(degree-1)(z_m)^2), which keeps their relative accuracy
+/// down to 1e-300 (eigenvector components only have absolute accuracy: the tiny weights of the
+/// outer nodes would be noise of 1e-32, multiplied by Hermite values of 1e100).
+pub fn gauss_hermite(degree: usize) -> Result<(Vec<f64>, Vec<f64>), Error> {
+    let jacobi =
+        Array2::from_shape_fn(
+            (degree, degree),
+            |(i, j)| {
+                if i + 1 == j || j + 1 == i { (i.max(j) as f64).sqrt() } else { 0.0 }
+            },
+        );
+    let nodes = linalg::eigvalsh(jacobi.view())?.to_vec();
+    let mut polished = Vec::with_capacity(degree);
+    let mut weights = Vec::with_capacity(degree);
+    for &z0 in &nodes {
+        let mut z = z0;
+        for _ in 0..3 {
+            let (h, dh, _) = hermite_pair(degree, z);
+            if dh != 0.0 {
+                z -= h / dh;
+            }
+        }
+        let (_, _, previous) = hermite_pair(degree, z);
+        polished.push(z);
+        weights.push(1.0 / (degree as f64 * previous * previous));
+    }
+    let total: f64 = weights.iter().sum();
+    weights.iter_mut().for_each(|w| *w /= total);
+    Ok((polished, weights))
+}
+
+/// (h_n(z), h_n'(z), h_(n-1)(z)) for the normalised probabilists' Hermite polynomials.
+fn hermite_pair(n: usize, z: f64) -> (f64, f64, f64) {
+    let (mut p0, mut p1) = (0.0, 1.0); // h_(-1), h_0
+    for k in 0..n {
+        let p2 = (z * p1 - (k as f64).sqrt() * p0) / ((k + 1) as f64).sqrt();
+        p0 = p1;
+        p1 = p2;
+    }
+    (p1, (n as f64).sqrt() * p0, p0)
+}
+
+/// h_k(z_m) w_m for k < terms: (degree, terms), so that coefficients = values (n, degree) x this.
+fn weighted_hermite(nodes: &[f64], weights: &[f64], terms: usize) -> Array2<f64> {
+    Array2::from_shape_fn((nodes.len(), terms), |(m, k)| {
+        let z = nodes[m];
+        let (mut p0, mut p1) = (1.0, z);
+        if k == 0 {
+            return weights[m];
+        }
+        for j in 1..k {
+            let p2 = (z * p1 - (j as f64).sqrt() * p0) / ((j + 1) as f64).sqrt();
+            p0 = p1;
+            p1 = p2;
+        }
+        p1 * weights[m]
+    })
+}
+
+/// Per layer and input (index layer * n + i): 1/s and the series coefficients, term-major
+/// (`a[k * len + index]`) so that a tile row's columns are contiguous for each k.
+#[derive(Clone, Debug)]
+pub struct Tables<T> {
+    pub inv_sigma: Vec<T>,
+    pub a: Vec<T>,
+    pub b: Vec<T>,
+    pub len: usize,
+    pub terms: usize,
+}
+
+impl<T: Real> Tables<T> {
+    fn cast<U: Real>(&self) -> Tables<U> {
+        let cast = |v: &[T]| v.iter().map(|&x| U::from_f64(x.to_f64())).collect();
+        Tables {
+            inv_sigma: cast(&self.inv_sigma),
+            a: cast(&self.a),
+            b: cast(&self.b),
+            len: self.len,
+            terms: self.terms,
+        }
+    }
+}
+
+/// The quadrature of one layer for all inputs: coefficients (n, terms) of phi and phi', and the
+/// diagonal E[phi^2], E[phi'^2].
+struct LayerSeries {
+    a: Array2<f64>,
+    b: Array2<f64>,
+    nngp_diag: Vec<f64>,
+    dot_diag: Vec<f64>,
+}
+
+fn layer_series(
+    f: &dyn PointwiseFn,
+    q: &[f64],
+    nodes: &[f64],
+    weights: &[f64],
+    basis: &Array2<f64>,
+    terms: usize,
+) -> Result<LayerSeries, Error> {
+    let (n, d) = (q.len(), nodes.len());
+    let sigma: Vec<f64> = q.iter().map(|&v| v.max(0.0).sqrt()).collect();
+    // Inputs of zero variance are evaluated at +-h too, for phi'(0) by central differences.
+    const H: f64 = 1e-5;
+    let mut points = Vec::with_capacity(n * d + 2);
+    for &s in &sigma {
+        points.extend(nodes.iter().map(|&z| s * z));
+    }
+    points.extend([H, -H]);
+    let mut value = vec![0.0; points.len()];
+    let mut slope = vec![0.0; points.len()];
+    let has_slope = f.eval(&points, &mut value, &mut slope)?;
+    for (what, values) in [("function", &value), ("derivative", &slope)] {
+        if what == "derivative" && !has_slope {
+            continue;
+        }
+        if let Some(bad) = values.iter().position(|v| !v.is_finite()) {
+            return Err(Error::invalid("activation", format!("the {what} is not finite at x = {}", points[bad])));
+        }
+    }
+    let phi = ArrayView2::from_shape((n, d), &value[..n * d]).expect("n * d");
+    let a = matmul(phi, basis.view())?;
+    let nngp_diag: Vec<f64> = (0..n).map(|i| (0..d).map(|m| weights[m] * phi[[i, m]] * phi[[i, m]]).sum()).collect();
+    let (b, dot_diag) = if has_slope {
+        let dphi = ArrayView2::from_shape((n, d), &slope[..n * d]).expect("n * d");
+        let b = matmul(dphi, basis.view())?;
+        let diag = (0..n).map(|i| (0..d).map(|m| weights[m] * dphi[[i, m]] * dphi[[i, m]]).sum()).collect();
+        (b, diag)
+    } else {
+        // phi'(s z) = (1/s) sum_k sqrt(k + 1) a_(k+1) h_k(z): the derivative of the series.
+        let central = (value[n * d] - value[n * d + 1]) / (2.0 * H);
+        let b = Array2::from_shape_fn((n, terms), |(i, k)| {
+            if sigma[i] > 0.0 {
+                if k + 1 < terms { ((k + 1) as f64).sqrt() * a[[i, k + 1]] / sigma[i] } else { 0.0 }
+            } else if k == 0 {
+                central
+            } else {
+                0.0
+            }
+        });
+        let diag = (0..n).map(|i| b.row(i).iter().map(|v| v * v).sum()).collect();
+        (b, diag)
+    };
+    Ok(LayerSeries { a, b, nngp_diag, dot_diag })
+}
+
+/// The largest quadrature degree the adaptive rule goes to.
+pub const MAX_DEGREE: usize = 512;
+
+/// Relative truncation error of the series on the diagonal (sum_(k >= terms) a_k^2 / E[phi^2],
+/// likewise for phi') above which the degree is doubled.
+const TAIL_TOLERANCE: f64 = 1e-10;
+
+/// The diagonal recursion of an MLP with a series activation, and the per-layer tables. The
+/// quadrature degree starts at `degree` and doubles (up to `MAX_DEGREE`) while the series misses
+/// more than `TAIL_TOLERANCE` of phi's or phi''s second moment for some input: steep activations
+/// at large variance need more terms.
+pub fn diagonal(
+    steps: &[DenseStep<f64>],
+    f: &dyn PointwiseFn,
+    degree: usize,
+    input_variance: &[f64],
+) -> Result<(Diagonal, Tables<f64>), Error> {
+    let mut degree = degree;
+    loop {
+        let (diag, tables, tail) = diagonal_at(steps, f, degree, input_variance)?;
+        if tail <= TAIL_TOLERANCE || degree >= MAX_DEGREE {
+            return Ok((diag, tables));
+        }
+        degree = (2 * degree).min(MAX_DEGREE);
+    }
+}
+
+/// `diagonal` at one degree; also returns the largest relative tail met.
+fn diagonal_at(
+    steps: &[DenseStep<f64>],
+    f: &dyn PointwiseFn,
+    degree: usize,
+    input_variance: &[f64],
+) -> Result<(Diagonal, Tables<f64>, f64), Error> {
+    let depth = steps.len() - 1;
+    let n = input_variance.len();
+    // A degree-point rule gives accurate coefficients far beyond degree / 2 for smooth phi.
+    let terms = degree - degree / 8;
+    let (nodes, weights) = gauss_hermite(degree)?;
+    let basis = weighted_hermite(&nodes, &weights, terms);
+    let len = depth * n;
+    let mut tables =
+        Tables { inv_sigma: vec![0.0; len], a: vec![0.0; terms * len], b: vec![0.0; terms * len], len, terms };
+    let mut variances = vec![0.0; len];
+    let mut peak: f64 = 0.0;
+    let mut tail: f64 = 0.0;
+    let track = |peak: f64, v: f64| if v.is_finite() { peak.max(v.abs()) } else { f64::INFINITY };
+    let mut sigma_hat = input_variance.to_vec();
+    let mut theta_hat = vec![0.0; n];
+    for (layer, step) in steps[..depth].iter().enumerate() {
+        let theta: Vec<f64> =
+            (0..n).map(|i| step.theta::<crate::float::Separate>(sigma_hat[i], theta_hat[i])).collect();
+        let q: Vec<f64> = sigma_hat.iter().map(|&s| step.sigma::<crate::float::Separate>(s)).collect();
+        peak = q.iter().chain(&theta).fold(peak, |p, &v| track(p, v));
+        if peak.is_infinite() {
+            break;
+        }
+        let series = layer_series(f, &q, &nodes, &weights, &basis, terms)?;
+        for i in 0..n {
+            let captured = |row: ndarray::ArrayView1<f64>, total: f64| {
+                if total > 0.0 { ((total - row.iter().map(|v| v * v).sum::<f64>()) / total).abs() } else { 0.0 }
+            };
+            tail = tail
+                .max(captured(series.a.row(i), series.nngp_diag[i]))
+                .max(captured(series.b.row(i), series.dot_diag[i]));
+        }
+        for i in 0..n {
+            let index = layer * n + i;
+            variances[index] = q[i];
+            tables.inv_sigma[index] = if q[i] > 0.0 { 1.0 / q[i].sqrt() } else { 0.0 };
+            for k in 0..terms {
+                tables.a[k * len + index] = series.a[[i, k]];
+                tables.b[k * len + index] = series.b[[i, k]];
+            }
+            sigma_hat[i] = series.nngp_diag[i];
+            theta_hat[i] = theta[i] * series.dot_diag[i];
+        }
+    }
+    let readout = &steps[depth];
+    let ntk: Vec<f64> = (0..n).map(|i| readout.theta::<crate::float::Separate>(sigma_hat[i], theta_hat[i])).collect();
+    let nngp: Vec<f64> = sigma_hat.iter().map(|&s| readout.sigma::<crate::float::Separate>(s)).collect();
+    peak = ntk.iter().chain(&nngp).fold(peak, |p, &v| track(p, v));
+    Ok((Diagonal { variances, nngp, ntk, peak }, tables, tail))
+}
+
+/// The dual of a series activation over both inputs' tables.
+#[derive(Clone, Copy)]
+pub struct SeriesDual<'a, T> {
+    rows: &'a Tables<T>,
+    cols: &'a Tables<T>,
+}
+
+impl<'a, T: Real> SeriesDual<'a, T> {
+    pub fn new(rows: &'a Tables<T>, cols: &'a Tables<T>) -> Self {
+        SeriesDual { rows, cols }
+    }
+}
+
+/// Tables in the type the kernel is computed in.
+pub fn tables_as<T: Real>(tables: &Tables<f64>) -> Tables<T> {
+    tables.cast()
+}
+
+impl<T: Real> Dual<T> for SeriesDual<'_, T> {
+    #[inline(always)]
+    fn aux(&self, _q: T) -> T {
+        T::ZERO
+    }
+
+    /// One entry (the tile loops use `apply_row`).
+    #[inline(always)]
+    fn dual<M: MulAdd>(&self, q12: T, _q11: T, _q22: T, aux1: T, aux2: T) -> (T, T) {
+        // the identity map, then the activation, Theta = 1
+        let identity = DenseStep { w2: T::ONE, b2: T::ZERO, ntk_alpha: T::ZERO, ntk_beta: T::ONE };
+        let (mut s, mut t) = ([q12], [T::ZERO]);
+        let row = (T::ZERO, T::ZERO, aux1.to_f64() as usize);
+        self.layer_row::<M, true>(
+            (&identity, true),
+            &mut s,
+            &mut t,
+            row,
+            &[T::ZERO],
+            &[T::ZERO],
+            aux2.to_f64() as usize,
+        );
+        (s[0], t[0])
+    }
+
+    /// The Dense map, then Horner's rule over the series terms with the columns innermost, in
+    /// chunks that stay in registers: per term two FMAs on contiguous table slices.
+    #[inline(always)]
+    fn layer_row<M: MulAdd, const NTK: bool>(
+        &self,
+        (step, first): (&DenseStep<T>, bool),
+        sigma: &mut [T],
+        theta: &mut [T],
+        (_q1, _a1, i): (T, T, usize),
+        _q2: &[T],
+        _a2: &[T],
+        index2: usize,
+    ) {
+        if NTK {
+            for (s, t) in sigma.iter_mut().zip(theta.iter_mut()) {
+                let theta_hat = if first { T::ZERO } else { *t };
+                *t = step.theta::<M>(*s, theta_hat);
+                *s = step.sigma::<M>(*s);
+            }
+        } else {
+            for s in sigma.iter_mut() {
+                *s = step.sigma::<M>(*s);
+            }
+        }
+        const CHUNK: usize = 32;
+        let (r, c) = (self.rows, self.cols);
+        for start in (0..sigma.len()).step_by(CHUNK) {
+            let width = CHUNK.min(sigma.len() - start);
+            let j0 = index2 + start;
+            let mut rho = [T::ZERO; CHUNK];
+            let (mut s, mut d) = ([T::ZERO; CHUNK], [T::ZERO; CHUNK]);
+            let inv_row = r.inv_sigma[i];
+            for ((rho, &q12), &inv) in
+                rho.iter_mut().zip(&sigma[start..start + width]).zip(&c.inv_sigma[j0..j0 + width])
+            {
+                *rho = (q12 * inv_row * inv).max_fast(-T::ONE).min_fast(T::ONE);
+            }
+            for k in (0..r.terms).rev() {
+                let (ar, br) = (r.a[k * r.len + i], r.b[k * r.len + i]);
+                let ac = &c.a[k * c.len + j0..][..width];
+                let bc = &c.b[k * c.len + j0..][..width];
+                for jj in 0..width {
+                    s[jj] = M::mul_add(s[jj], rho[jj], ar * ac[jj]);
+                    if NTK {
+                        d[jj] = M::mul_add(d[jj], rho[jj], br * bc[jj]);
+                    }
+                }
+            }
+            sigma[start..start + width].copy_from_slice(&s[..width]);
+            if NTK {
+                for (t, &d) in theta[start..start + width].iter_mut().zip(&d[..width]) {
+                    *t *= d;
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn dual_diag<M: MulAdd>(&self, q: T) -> (T, T) {
+        // (not used: diagonals come from `diagonal`'s quadrature)
+        (q, T::ONE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gauss_hermite_rule_integrates_gaussian_moments() {
+        let (_, w) = gauss_hermite(256).unwrap();
+        // the outermost weight keeps its relative accuracy (it is below 1e-100)
+        assert!(w[0] > 0.0 && w[0] < 1e-100 && (w[0] - w[255]).abs() <= 1e-10 * w[0]);
+        let (z, w) = gauss_hermite(64).unwrap();
+        let moment = |p: i32| z.iter().zip(&w).map(|(z, w)| w * z.powi(p)).sum::<f64>();
+        assert!((moment(0) - 1.0).abs() < 1e-13);
+        assert!((moment(2) - 1.0).abs() < 1e-12);
+        assert!((moment(8) - 105.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn builtin_derivatives_match_differences() {
+        for f in [
+            Builtin::Tanh,
+            Builtin::Softplus,
+            Builtin::Silu,
+            Builtin::Elu,
+            Builtin::Selu,
+            Builtin::Sigmoid,
+            Builtin::GeluTanh,
+        ] {
+            for &x in &[-3.0, -0.4, 0.7, 2.5] {
+                let h = 1e-6;
+                let fd = (f.value_and_derivative(x + h).0 - f.value_and_derivative(x - h).0) / (2.0 * h);
+                assert!((fd - f.value_and_derivative(x).1).abs() < 1e-8, "{f:?} at {x}");
+            }
+        }
+        assert!((Builtin::Softplus.value_and_derivative(800.0).0 - 800.0).abs() < 1e-12);
+        assert!(Builtin::Sigmoid.value_and_derivative(-800.0).0.is_finite());
+    }
+}

@@ -1,0 +1,125 @@
+"""Arbitrary activations by Gauss-Hermite quadrature (``activations.Numerical`` and the built-in names)."""
+
+import numpy as np
+import pytest
+from scipy.special import erf, expit
+
+import ntkfast
+from ntkfast import activations as A
+
+from reference import quadrature_dual, reference_kernels
+
+SQRT_2_PI = np.sqrt(2 / np.pi)
+
+
+def gelu_tanh(x):
+    return 0.5 * x * (1 + np.tanh(SQRT_2_PI * (x + 0.044715 * x**3)))
+
+
+def gelu_tanh_prime(x):
+    t = np.tanh(SQRT_2_PI * (x + 0.044715 * x**3))
+    return 0.5 * (1 + t) + 0.5 * x * (1 - t**2) * SQRT_2_PI * (1 + 3 * 0.044715 * x**2)
+
+
+SMOOTH = {
+    "tanh": (np.tanh, lambda x: 1 - np.tanh(x) ** 2),
+    "softplus": (lambda x: np.logaddexp(0, x), expit),
+    "silu": (lambda x: x * expit(x), lambda x: expit(x) * (1 + x * (1 - expit(x)))),
+    "sigmoid": (expit, lambda x: expit(x) * (1 - expit(x))),
+    "gelu_tanh": (gelu_tanh, gelu_tanh_prime),
+}
+
+
+def inputs(n, d, seed, scale=1.0):
+    return scale * np.random.default_rng(seed).standard_normal((n, d))
+
+
+@pytest.mark.parametrize("name", list(SMOOTH))
+def test_builtins_match_an_independent_high_degree_reference(name):
+    phi, dphi = SMOOTH[name]
+    # unequal variances, moderate enough (q <~ 3) for the 200-point reference to be exact to ~1e-11
+    x1, x2 = inputs(7, 4, 1, scale=0.7), inputs(5, 4, 2, scale=1.0)
+    mlp = ntkfast.MLP(2, name, W_std=1.3, b_std=0.2)
+    reference = quadrature_dual(phi, dphi, degree=200)
+    for b in (x2, None):
+        k = mlp.kernel(x1, b)
+        want = reference_kernels(x1, b, 2, reference, W_std=1.3, b_std=0.2)
+        for got, ref in zip((k.nngp, k.ntk), want):
+            assert np.max(np.abs(got - ref)) <= 1e-8 * np.max(np.abs(ref)), name
+
+
+def test_numerical_erf_agrees_with_the_closed_form_at_depth_3():
+    x = inputs(40, 6, 3)
+    exact = ntkfast.MLP(3, A.Erf(), W_std=1.3, b_std=0.2).kernel(x)
+    derf = lambda z: 2 / np.sqrt(np.pi) * np.exp(-z * z)  # noqa: E731
+    for act in (A.Numerical(erf, derf), A.Numerical(erf)):  # with phi', and derived from the series
+        k = ntkfast.MLP(3, act, W_std=1.3, b_std=0.2).kernel(x)
+        for got, ref in ((k.nngp, exact.nngp), (k.ntk, exact.ntk)):
+            assert np.max(np.abs(got - ref)) <= 1e-8 * np.max(np.abs(ref))
+        d = ntkfast.MLP(3, act, W_std=1.3, b_std=0.2).kernel(x, diagonal=True)
+        np.testing.assert_allclose(d.ntk, np.diag(exact.ntk), rtol=1e-8)
+
+
+def test_python_function_equals_the_builtin():
+    x = inputs(20, 3, 4)
+    native = ntkfast.MLP(2, "tanh", b_std=0.1).kernel(x)
+    python = ntkfast.MLP(2, A.Numerical(np.tanh, lambda z: 1 - np.tanh(z) ** 2), b_std=0.1).kernel(x)
+    np.testing.assert_allclose(python.ntk, native.ntk, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["tanh", "elu", "selu", "silu"])
+def test_near_parallel_antiparallel_and_unequal_variance_inputs_stay_finite(name):
+    rng = np.random.default_rng(5)
+    base = rng.standard_normal(5)
+    x = np.stack([base, base * (1 + 1e-9), -base, 3 * base, 1e-3 * base, np.zeros(5), rng.standard_normal(5) * 4])
+    k = ntkfast.MLP(3, name, W_std=1.5, b_std=0.1).kernel(x)
+    d = ntkfast.MLP(3, name, W_std=1.5, b_std=0.1).kernel(x, diagonal=True)
+    for mat, diag in ((k.nngp, d.nngp), (k.ntk, d.ntk)):
+        assert np.all(np.isfinite(mat))
+        # Cauchy-Schwarz holds up to the series' accuracy
+        assert np.all(np.abs(mat) <= np.sqrt(np.outer(diag, diag)) * (1 + 1e-6) + 1e-12)
+        # SELU's derivative jumps at 0, so its series converges slowly at correlation 1
+        assert mat[0, 1] == pytest.approx(diag[0], rel=2e-3 if name == "selu" else 1e-5)
+
+
+def test_kinked_activations_are_accurate_to_a_few_digits():
+    """ELU's second derivative jumps at 0: the Hermite series converges slowly, the degree grows
+    (up to 512) and the kernel is still close to a brute-force reference."""
+    elu = lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0)))  # noqa: E731
+    delu = lambda z: np.where(z > 0, 1.0, np.exp(np.minimum(z, 0)))  # noqa: E731
+    x = inputs(6, 4, 6)
+    k = ntkfast.MLP(1, "elu", W_std=1.3, b_std=0.2).kernel(x)
+    want = reference_kernels(x, None, 1, quadrature_dual(elu, delu, degree=250), W_std=1.3, b_std=0.2)
+    # (the reference itself, a 250-point rule on a kinked integrand, is good to ~1e-5)
+    assert np.max(np.abs(k.nngp - want[0])) <= 1e-4 * np.max(np.abs(want[0]))
+    assert np.max(np.abs(k.ntk - want[1])) <= 3e-3 * np.max(np.abs(want[1]))
+
+
+def test_finite_networks_with_builtin_numerical_activations():
+    mlp = ntkfast.MLP(1, "softplus", W_std=1.2, b_std=0.3)
+    net = mlp.init(3, width=4, seed=0)
+    x = inputs(3, 3, 7)
+    (w0, b0), (w1, b1) = net.params
+    h = np.logaddexp(0, 1.2 / np.sqrt(3) * x @ w0 + 0.3 * b0)
+    np.testing.assert_allclose(net.apply(x), 1.2 / 2 * h @ w1 + 0.3 * b1, rtol=1e-12)
+    with pytest.raises(ValueError, match="activation"):
+        ntkfast.MLP(1, A.Numerical(np.tanh), b_std=0.1).init(3, width=4)
+
+
+def test_numerical_bad_input():
+    with pytest.raises(ValueError, match="fn: must be vectorised"):
+        A.Numerical(lambda z: 1.0)
+    with pytest.raises(TypeError, match="fn"):
+        A.Numerical(3)
+    with pytest.raises(ValueError, match="fn: unknown built-in"):
+        A.Numerical("tanhh")
+    with pytest.raises(ValueError, match="degree"):
+        A.Numerical(np.tanh, degree=2)
+    explodes = A.Numerical(lambda z: np.where(np.abs(z) > 3, np.nan, z))
+    with pytest.raises(ValueError, match="activation: the function is not finite"):
+        ntkfast.MLP(1, explodes).kernel(inputs(3, 2, 0))
+    raises = A.Numerical(lambda z: z if z.size < 10 else 1 / 0)
+    with pytest.raises(ValueError, match="activation: the function: raised"):
+        ntkfast.MLP(1, raises).kernel(inputs(3, 2, 0))
+    assert repr(A.Numerical("tanh")) == "Numerical('tanh', degree=128)"
+    assert repr(ntkfast.activations.get("silu")) == "Numerical('silu', degree=128)"
