@@ -206,3 +206,27 @@ def test_depth_100_is_finite(name):
     k = ntkfast.MLP(100, activation, W_std=2**0.5 if name in ("relu",) else 1.0, b_std=0.05).kernel(x)
     assert np.all(np.isfinite(k.nngp)) and np.all(np.isfinite(k.ntk))
     assert np.all(np.diag(k.ntk) > 0)
+
+
+PRICE = ["relu", "leaky_relu", "abs", "abrelu", "erf", "erf_affine", "sigmoid_like", "gelu", "identity", "sin", "cos",
+         "rbf", "gabor", "exp", "gaussian", "monomial3", "rectified_monomial2"]
+
+
+@pytest.mark.parametrize("name", PRICE)
+def test_derivative_kernel_is_the_derivative_of_the_nngp_map(name):
+    """Price's theorem: Sigma-dot = d Sigma-hat / d q12 at fixed variances. Rotating x2 around x1
+    changes only q12; with depth 1, W_std=1 and no biases, NNGP = Sigma-hat(q12) and
+    NTK - NNGP = q12 Sigma-dot(q12)."""
+    activation, _ = ACTIVATIONS[name]
+    mlp = ntkfast.MLP(1, activation, W_std=1.0, b_std=None)
+    a, b = 1.1, 0.8
+    x1 = np.array([[a, 0.0]])
+    for gamma in (0.4, 1.3, 2.5):
+        h = 1e-5
+        x2 = b * np.array([[np.cos(g), np.sin(g)] for g in (gamma - h, gamma, gamma + h)])
+        k = mlp.kernel(x1, x2)
+        q12 = a * b * np.cos(gamma) / 2
+        dot = (k.ntk[0, 1] - k.nngp[0, 1]) / q12
+        dq12 = -a * b * np.sin(gamma) / 2
+        fd = (k.nngp[0, 2] - k.nngp[0, 0]) / (2 * h) / dq12
+        assert dot == pytest.approx(fd, rel=1e-6, abs=1e-8), (name, gamma)
