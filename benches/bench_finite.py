@@ -12,39 +12,21 @@ out_dim 1, and out of memory for out_dim 10, so they are not timed.)
 from __future__ import annotations
 
 import argparse
-import os
-import time
 
 import numpy as np
 
 import ntkfast
+from _common import best_time, import_neural_tangents, relu_stax
 
 
-def best_time(fn, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def neural_tangents(depth, width, out_dim):
-    try:
-        os.environ.setdefault("JAX_PLATFORMS", "cpu")
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        import jax
-
-        jax.config.update("jax_enable_x64", True)
-        import neural_tangents as nt
-        from neural_tangents import stax
-    except Exception:
+    imported = import_neural_tangents()
+    if imported is None:
         return None
-    layers = []
-    for _ in range(depth):
-        layers += [stax.Dense(width, W_std=2**0.5, b_std=0.1), stax.Relu()]
-    layers += [stax.Dense(out_dim, W_std=2**0.5, b_std=0.1)]
-    init_fn, apply_fn, _ = stax.serial(*layers)
+    jax, nt, stax = imported
+    init_fn, apply_fn, _ = relu_stax(stax, depth, width, out_dim)
     _, params = init_fn(jax.random.PRNGKey(0), (-1, 784))
     impl = nt.NtkImplementation.STRUCTURED_DERIVATIVES
     fn = jax.jit(nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,), vmap_axes=0, implementation=impl))

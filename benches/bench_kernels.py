@@ -11,40 +11,23 @@ tensorflow==2.15.1 neural-tangents==0.6.5); its jitted kernel_fn is compiled bef
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 
 import ntkfast
+from _common import best_time, import_neural_tangents, relu_stax
 
 
-def best_time(fn, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
-def neural_tangents_kernel_fn(depth: int, W_std: float, b_std: float):
-    try:
-        os.environ.setdefault("JAX_PLATFORMS", "cpu")
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        import jax
-
-        jax.config.update("jax_enable_x64", True)
-        from neural_tangents import stax
-    except Exception:  # not installed here: the comparison is skipped
+def neural_tangents_kernel_fn(depth: int):
+    imported = import_neural_tangents()
+    if imported is None:
         return None
-    layers = []
-    for _ in range(depth):
-        layers += [stax.Dense(512, W_std=W_std, b_std=b_std), stax.Relu()]
-    layers += [stax.Dense(1, W_std=W_std, b_std=b_std)]
-    kernel_fn = jax.jit(stax.serial(*layers)[2], static_argnames="get")
+    jax, _, stax = imported
+    kernel_fn = jax.jit(relu_stax(stax, depth, 512, 1)[2], static_argnames="get")
 
     def run(x):
         k = kernel_fn(x, None, ("nngp", "ntk"))
@@ -104,11 +87,11 @@ def main() -> None:
     t_deep = best_time(lambda: relu10.kernel(xs), repeats)
     print(f"\nReLU depth 10, NNGP + NTK of x ({n}, 16): ntkfast float64 {t_deep * 1e3:.1f} ms")
 
-    nt3 = neural_tangents_kernel_fn(3, 2**0.5, 0.1)
+    nt3 = neural_tangents_kernel_fn(3)
     if nt3 is None:
         print("\nneural-tangents is not importable here: comparison skipped")
         return
-    nt10 = neural_tangents_kernel_fn(10, 2**0.5, 0.1)
+    nt10 = neural_tangents_kernel_fn(10)
     nt3(x)
     nt10(xs)  # compile
     t_nt3 = best_time(lambda: nt3(x), 3)

@@ -13,38 +13,21 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import numpy as np
 
 import ntkfast
+from _common import best_time, import_neural_tangents, relu_stax
 
 
-def best_time(fn, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def neural_tangents_predict(x_train, y_train, x_test):
-    try:
-        os.environ.setdefault("JAX_PLATFORMS", "cpu")
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        import jax
-
-        jax.config.update("jax_enable_x64", True)
-        import neural_tangents as nt
-        from neural_tangents import stax
-    except Exception:
+    imported = import_neural_tangents()
+    if imported is None:
         return None
-    layers = []
-    for _ in range(3):
-        layers += [stax.Dense(512, W_std=2**0.5, b_std=0.1), stax.Relu()]
-    layers += [stax.Dense(10, W_std=2**0.5, b_std=0.1)]
-    kernel_fn = jax.jit(stax.serial(*layers)[2], static_argnames="get")
+    jax, nt, stax = imported
+    kernel_fn = jax.jit(relu_stax(stax, 3, 512, 10)[2], static_argnames="get")
 
     def run():
         fn = nt.predict.gradient_descent_mse_ensemble(kernel_fn, x_train, y_train)

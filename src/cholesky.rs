@@ -17,18 +17,7 @@ const CHUNK: usize = 256;
 /// The fewest right-hand sides one worker takes.
 const RHS_CHUNK: usize = 16;
 
-/// A raw pointer the rayon workers share; each writes a disjoint block.
-#[derive(Clone, Copy)]
-struct Shared(*mut f64);
-unsafe impl Send for Shared {}
-unsafe impl Sync for Shared {}
-
-impl Shared {
-    /// (A method, so that closures capture the whole `Shared`, not its raw pointer field.)
-    fn ptr(&self) -> *mut f64 {
-        self.0
-    }
-}
+type Shared = crate::memory::SharedMut<f64>;
 
 /// Factors the symmetric positive definite `a` (row-major, upper triangle) in place into U with
 /// A = U^T U, zeroing the strict lower triangle. Err(j): the leading minor of order j + 1 is not
@@ -78,13 +67,13 @@ fn solve_panel(a: &mut [f64], n: usize, k0: usize, k1: usize) {
     if k1 >= n {
         return;
     }
-    let base = Shared(a.as_mut_ptr());
+    let base = Shared::new(a.as_mut_ptr());
     (k1..n).step_by(CHUNK).collect::<Vec<_>>().into_par_iter().for_each(|c0| {
         let c1 = (c0 + CHUNK).min(n);
         // SAFETY: this worker alone touches columns c0..c1 of rows k0..k1; the diagonal block
         // (columns k0..k1) is only read.
-        let row = |i: usize| unsafe { std::slice::from_raw_parts_mut(base.ptr().add(i * n + c0), c1 - c0) };
-        let u = |i: usize, j: usize| unsafe { *base.ptr().add(i * n + j) };
+        let row = |i: usize| unsafe { std::slice::from_raw_parts_mut(base.get().add(i * n + c0), c1 - c0) };
+        let u = |i: usize, j: usize| unsafe { *base.get().add(i * n + j) };
         for j in k0..k1 {
             let inv = 1.0 / u(j, j);
             let row_j = row(j);
@@ -107,7 +96,7 @@ fn update_trailing(a: &mut [f64], n: usize, k0: usize, k1: usize) {
     let blocks: Vec<usize> = (k1..n).step_by(TILE).collect();
     let tiles: Vec<(usize, usize)> =
         blocks.iter().flat_map(|&i| blocks.iter().filter(move |&&j| j >= i).map(move |&j| (i, j))).collect();
-    let base = Shared(a.as_mut_ptr());
+    let base = Shared::new(a.as_mut_ptr());
     tiles.into_par_iter().for_each(|(i0, j0)| {
         let (rows, cols) = ((i0 + TILE).min(n) - i0, (j0 + TILE).min(n) - j0);
         // SAFETY: the destination tile is this worker's; U12 (rows k0..k1) is only read.
@@ -116,15 +105,15 @@ fn update_trailing(a: &mut [f64], n: usize, k0: usize, k1: usize) {
                 rows,
                 cols,
                 k1 - k0,
-                base.ptr().add(i0 * n + j0),
+                base.get().add(i0 * n + j0),
                 1,
                 n as isize,
                 true,
                 // lhs = U12[:, i0..]^T: element (r, l) at U[k0 + l][i0 + r]
-                base.ptr().add(k0 * n + i0),
+                base.get().add(k0 * n + i0),
                 n as isize,
                 1,
-                base.ptr().add(k0 * n + j0),
+                base.get().add(k0 * n + j0),
                 1,
                 n as isize,
                 1.0,
@@ -146,10 +135,10 @@ pub fn solve_in_place(u: &[f64], n: usize, b: &mut [f64], m: usize) {
     assert_eq!(b.len(), n * m);
     // One chunk of columns per thread (wide GEMMs are the efficient ones), at least RHS_CHUNK wide.
     let chunk = m.div_ceil(rayon::current_num_threads()).max(RHS_CHUNK);
-    let base = Shared(b.as_mut_ptr());
+    let base = Shared::new(b.as_mut_ptr());
     (0..m).step_by(chunk).collect::<Vec<_>>().into_par_iter().for_each(|c0| {
         // SAFETY: this worker alone touches columns c0..c0 + width of b.
-        unsafe { solve_columns(u, n, base.ptr().add(c0), m, (c0 + chunk).min(m) - c0) };
+        unsafe { solve_columns(u, n, base.get().add(c0), m, (c0 + chunk).min(m) - c0) };
     });
 }
 

@@ -353,7 +353,7 @@ pub fn gram(a: ArrayView2<f64>) -> Array2<f64> {
     let blocks: Vec<usize> = (0..n).step_by(edge).collect();
     let tiles: Vec<(usize, usize)> =
         blocks.iter().flat_map(|&i| blocks.iter().filter(move |&&j| j >= i).map(move |&j| (i, j))).collect();
-    let dst = SendPtr(out.as_mut_ptr());
+    let dst = crate::memory::SharedMut::new(out.as_mut_ptr());
     let (rs, cs) = (a.strides()[0], a.strides()[1]);
     tiles.into_par_iter().for_each(|(i0, j0)| {
         let (rows, cols) = ((i0 + edge).min(n) - i0, (j0 + edge).min(n) - j0);
@@ -388,16 +388,6 @@ pub fn gram(a: ArrayView2<f64>) -> Array2<f64> {
         }
     }
     out
-}
-
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f64);
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-impl SendPtr {
-    fn get(&self) -> *mut f64 {
-        self.0
-    }
 }
 
 /// The lower Cholesky factor L of a symmetric positive definite `a` (a = L L^T), column-major

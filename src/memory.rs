@@ -64,3 +64,22 @@ fn advise_huge_pages(ptr: *mut u8, bytes: usize) {
     #[cfg(not(target_os = "linux"))]
     let _ = (ptr, bytes);
 }
+
+/// A raw pointer shared by rayon workers that each write a disjoint part of the buffer behind it
+/// (the callers document which).
+#[derive(Clone, Copy)]
+pub(crate) struct SharedMut<T>(*mut T);
+
+// SAFETY: only used for disjoint writes, see the users.
+unsafe impl<T: Send> Send for SharedMut<T> {}
+unsafe impl<T: Send> Sync for SharedMut<T> {}
+
+impl<T> SharedMut<T> {
+    pub(crate) fn new(ptr: *mut T) -> Self {
+        SharedMut(ptr)
+    }
+    /// (A method, so that closures capture the whole `SharedMut`, not its raw pointer field.)
+    pub(crate) fn get(&self) -> *mut T {
+        self.0
+    }
+}

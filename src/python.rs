@@ -271,7 +271,7 @@ fn wrong_matrix(x: &Bound<'_, PyAny>, name: &str) -> PyErr {
 #[pyo3(signature = (a, driver="syevd"))]
 fn eigh<'py>(py: Python<'py>, a: &Bound<'py, PyAny>, driver: &str) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     let driver = EighDriver::from_name(driver).map_err(to_py_err)?;
-    let a = matrix(a, "a")?.try_readonly().map_err(|e| PyValueError::new_err(format!("a: {e}")))?;
+    let a = readonly_matrix(a, "a")?;
     let view = a.as_array();
     let (w, v) = without_gil(py, || linalg::eigh(view, driver))?;
     Ok((PyArray::from_owned_array(py, w).into_any(), PyArray::from_owned_array(py, v).into_any()))
@@ -280,7 +280,7 @@ fn eigh<'py>(py: Python<'py>, a: &Bound<'py, PyAny>, driver: &str) -> PyResult<(
 /// Eigenvalues (ascending) of a symmetric matrix.
 #[pyfunction]
 fn eigvalsh<'py>(py: Python<'py>, a: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    let a = matrix(a, "a")?.try_readonly().map_err(|e| PyValueError::new_err(format!("a: {e}")))?;
+    let a = readonly_matrix(a, "a")?;
     let view = a.as_array();
     let w = without_gil(py, || linalg::eigvalsh(view))?;
     Ok(PyArray::from_owned_array(py, w).into_any())
@@ -289,7 +289,7 @@ fn eigvalsh<'py>(py: Python<'py>, a: &Bound<'py, PyAny>) -> PyResult<Bound<'py, 
 /// The lower Cholesky factor of a symmetric positive definite matrix.
 #[pyfunction]
 fn cholesky<'py>(py: Python<'py>, a: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    let a = matrix(a, "a")?.try_readonly().map_err(|e| PyValueError::new_err(format!("a: {e}")))?;
+    let a = readonly_matrix(a, "a")?;
     let view = a.as_array();
     let l = without_gil(py, || linalg::cholesky(view))?;
     Ok(PyArray::from_owned_array(py, l).into_any())
@@ -298,8 +298,8 @@ fn cholesky<'py>(py: Python<'py>, a: &Bound<'py, PyAny>) -> PyResult<Bound<'py, 
 /// Solves a x = b from the lower Cholesky factor `c` of a; b of shape (n, k).
 #[pyfunction]
 fn cho_solve<'py>(py: Python<'py>, c: &Bound<'py, PyAny>, b: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    let c = matrix(c, "c")?.try_readonly().map_err(|e| PyValueError::new_err(format!("c: {e}")))?;
-    let b = matrix(b, "b")?.try_readonly().map_err(|e| PyValueError::new_err(format!("b: {e}")))?;
+    let c = readonly_matrix(c, "c")?;
+    let b = readonly_matrix(b, "b")?;
     let (cv, bv) = (c.as_array(), b.as_array());
     let x = without_gil(py, || linalg::cho_solve(cv, bv))?;
     Ok(PyArray::from_owned_array(py, x).into_any())
@@ -308,8 +308,8 @@ fn cho_solve<'py>(py: Python<'py>, c: &Bound<'py, PyAny>, b: &Bound<'py, PyAny>)
 /// a @ b for float64 matrices of any strides (the prediction code's large products).
 #[pyfunction]
 fn matmul<'py>(py: Python<'py>, a: &Bound<'py, PyAny>, b: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    let a = matrix(a, "a")?.try_readonly().map_err(|e| PyValueError::new_err(format!("a: {e}")))?;
-    let b = matrix(b, "b")?.try_readonly().map_err(|e| PyValueError::new_err(format!("b: {e}")))?;
+    let a = readonly_matrix(a, "a")?;
+    let b = readonly_matrix(b, "b")?;
     let (av, bv) = (a.as_array(), b.as_array());
     let out = without_gil(py, || linalg::matmul(av, bv))?;
     Ok(PyArray::from_owned_array(py, out).into_any())
@@ -358,6 +358,7 @@ fn params_to_py<'py>(py: Python<'py>, layers: &[DenseParams]) -> PyResult<Bound<
     pyo3::types::PyList::new(py, items)
 }
 
+/// A float64 2-D array argument, borrowed read-only.
 fn readonly_matrix<'py>(x: &Bound<'py, PyAny>, name: &str) -> PyResult<numpy::PyReadonlyArray2<'py, f64>> {
     matrix(x, name)?.try_readonly().map_err(|e| PyValueError::new_err(format!("{name}: {e}")))
 }

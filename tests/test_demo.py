@@ -1,6 +1,5 @@
 """The main job (`ntkfast demo --quick`) and the scikit-learn integration."""
 
-import os
 import pickle
 import subprocess
 import sys

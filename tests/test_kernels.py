@@ -1,6 +1,5 @@
 """Analytic kernels against an independent NumPy reference, closed forms and structural properties."""
 
-import itertools
 
 import numpy as np
 import pytest

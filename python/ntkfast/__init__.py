@@ -12,7 +12,7 @@ from . import _openblas
 
 _openblas.configure()  # before the core, and with it OpenBLAS, is loaded
 
-from . import activations, demo, finite, linalg, predict  # noqa: E402
+from . import activations, demo, finite, linalg, predict  # noqa: E402, F401
 from ._core import __version__, num_threads, simd_level  # noqa: E402
 from .finite import Network, monte_carlo_kernel  # noqa: E402
 from .linalg import eigh, eigvalsh  # noqa: E402

@@ -21,7 +21,7 @@ from __future__ import annotations
 import collections
 import numbers
 import warnings
-from typing import NamedTuple, Optional, Union
+from typing import NamedTuple, Optional
 
 import numpy as np
 

@@ -21,6 +21,12 @@ from .models import MLP
 __all__ = ["NTKRegressor", "NTKClassifier", "NTKKernel"]
 
 
+def _mlp_of(spec) -> MLP:
+    """The MLP an estimator's or kernel's parameters describe."""
+    return MLP(spec.depth, spec.activation, W_std=spec.W_std, b_std=spec.b_std, parameterization=spec.parameterization,
+               width=spec.width)
+
+
 class _NTKModel(BaseEstimator):
     """Shared parameters and the kernel regression of the two estimators."""
 
@@ -38,8 +44,7 @@ class _NTKModel(BaseEstimator):
         self.diag_reg_absolute_scale = diag_reg_absolute_scale
 
     def _mlp(self) -> MLP:
-        return MLP(self.depth, self.activation, W_std=self.W_std, b_std=self.b_std,
-                   parameterization=self.parameterization, width=self.width)
+        return _mlp_of(self)
 
     def _kernel_name(self) -> str:
         if self.get not in ("nngp", "ntk"):
@@ -122,8 +127,7 @@ class NTKKernel(Kernel):
         self.get = get
 
     def _mlp(self) -> MLP:
-        return MLP(self.depth, self.activation, W_std=self.W_std, b_std=self.b_std,
-                   parameterization=self.parameterization, width=self.width)
+        return _mlp_of(self)
 
     def __call__(self, X, Y=None, eval_gradient=False):
         if eval_gradient and Y is not None:
