@@ -64,23 +64,33 @@ pub fn check_symmetric(a: &ArrayView2<f64>, name: &'static str) -> Result<(), Er
     }
     let contiguous = a.as_standard_layout();
     let s = contiguous.as_slice().expect("standard layout");
-    let scale = max_abs_finite(s).ok_or_else(|| Error::invalid(name, "contains NaN or infinity"))?;
+    // (in parallel: a single thread here would also compete with rayon's spinning workers)
+    let scale = s
+        .par_chunks(1 << 16)
+        .map(max_abs_finite)
+        .try_reduce(|| 0.0, |a, b| Some(a.max(b)))
+        .ok_or_else(|| Error::invalid(name, "contains NaN or infinity"))?;
     let tolerance = 1e-10 * scale;
     // In 64 x 64 blocks so that the transposed reads stay in cache; branch-free (the first
     // offending pair is looked up only if there is one).
     const BLOCK: usize = 64;
-    let close = |i: usize, j: usize| (s[i * n + j] - s[j * n + i]).abs() <= tolerance;
-    let mut symmetric = true;
-    for i0 in (0..n).step_by(BLOCK) {
+    let symmetric = (0..n).step_by(BLOCK).collect::<Vec<_>>().into_par_iter().all(|i0| {
+        let mut ok = true;
         for j0 in (0..=i0).step_by(BLOCK) {
             for i in i0..(i0 + BLOCK).min(n) {
-                for j in j0..(j0 + BLOCK).min(i) {
-                    symmetric &= close(i, j);
+                let j1 = (j0 + BLOCK).min(i);
+                if j1 <= j0 {
+                    continue;
+                }
+                for (j, &lower) in (j0..j1).zip(&s[i * n + j0..i * n + j1]) {
+                    ok &= (lower - s[j * n + i]).abs() <= tolerance;
                 }
             }
         }
-    }
+        ok
+    });
     if !symmetric {
+        let close = |i: usize, j: usize| (s[i * n + j] - s[j * n + i]).abs() <= tolerance;
         let (i, j) = (0..n).flat_map(|i| (0..i).map(move |j| (i, j))).find(|&(i, j)| !close(i, j)).expect("a pair");
         return Err(Error::invalid(
             name,
@@ -426,11 +436,12 @@ pub fn cho_solve(l: ArrayView2<f64>, b: ArrayView2<f64>) -> Result<Array2<f64>, 
     if (0..n).any(|i| l[[i, i]].is_nan() || l[[i, i]] <= 0.0) {
         return Err(Error::invalid("c", "is not a Cholesky factor: its diagonal must be positive"));
     }
-    // U = L^T row-major: L's memory when it is column-major (as `cholesky` returns it).
-    let u = l.t().as_standard_layout().into_owned().into_raw_vec_and_offset().0;
+    // U = L^T row-major: L's own memory when it is column-major (as `cholesky` returns it).
+    let u = l.t();
+    let u = u.as_standard_layout();
     let k = b.ncols();
     let mut x = b.as_standard_layout().into_owned().into_raw_vec_and_offset().0;
-    crate::cholesky::solve_in_place(&u, n, &mut x, k);
+    crate::cholesky::solve_in_place(u.as_slice().expect("standard layout"), n, &mut x, k);
     Ok(Array2::from_shape_vec((n, k), x).expect("n * k elements"))
 }
 
