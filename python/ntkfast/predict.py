@@ -69,29 +69,26 @@ def _targets(y, name: str = "y_train") -> tuple[np.ndarray, bool]:
     return (arr[:, None], True) if arr.ndim == 1 else (arr, False)
 
 
-def _square(k, name: str, n: Optional[int] = None) -> np.ndarray:
+def _real_matrix(k, name: str, expected: str, shape_ok) -> np.ndarray:
+    """``k`` as a finite float64 matrix whose shape satisfies ``shape_ok``."""
     arr = np.asarray(k)
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"{name}: must hold real numbers, got dtype {arr.dtype}")
-    if arr.ndim != 2 or arr.shape[0] != arr.shape[1] or (n is not None and arr.shape[0] != n):
-        want = f"({n}, {n})" if n is not None else "square"
-        raise ValueError(f"{name}: must be a {want} matrix, got shape {arr.shape}")
+    if arr.ndim != 2 or not shape_ok(arr.shape):
+        raise ValueError(f"{name}: must be {expected}, got shape {arr.shape}")
     arr = np.asarray(arr, dtype=np.float64)
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name}: contains NaN or infinity")
     return arr
+
+
+def _square(k, name: str, n: Optional[int] = None) -> np.ndarray:
+    expected = "a square matrix" if n is None else f"a ({n}, {n}) matrix"
+    return _real_matrix(k, name, expected, lambda s: s[0] == s[1] and (n is None or s[0] == n))
 
 
 def _rectangular(k, name: str, n_train: int) -> np.ndarray:
-    arr = np.asarray(k)
-    if arr.dtype.kind not in "fiub":
-        raise TypeError(f"{name}: must hold real numbers, got dtype {arr.dtype}")
-    if arr.ndim != 2 or arr.shape[1] != n_train:
-        raise ValueError(f"{name}: must have shape (n_test, {n_train}), got {arr.shape}")
-    arr = np.asarray(arr, dtype=np.float64)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name}: contains NaN or infinity")
-    return arr
+    return _real_matrix(k, name, f"of shape (n_test, {n_train})", lambda s: s[1] == n_train)
 
 
 def _diag_reg(diag_reg, diag_reg_absolute_scale) -> float:
@@ -217,13 +214,7 @@ class GradientFlow:
         return values[..., 0] if self._y_is_1d else values
 
     def _initial(self, f0, name: str, n: int) -> np.ndarray:
-        f0 = np.asarray(f0, dtype=np.float64)
-        if f0.ndim == 0:
-            return np.full((n, self._y.shape[1]), float(f0))
-        f0 = f0[:, None] if f0.ndim == 1 and self._y_is_1d else f0
-        if f0.shape != (n, self._y.shape[1]):
-            raise ValueError(f"{name}: must be a number or have shape {(n, self._y.shape[1])}, got {f0.shape}")
-        return f0
+        return _broadcast(f0, (n, self._y.shape[1]), name, self._y_is_1d)
 
     def residual(self, t, fx_train_0=0.0) -> np.ndarray:
         """Coefficients of the training residual f_t - y along each eigenvector, shape (..., n, k):
