@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::float::{MulAdd, Real};
 use crate::memory;
 use crate::recursion::{self, Diagonal, LayerStats};
-use crate::series::{self, PointwiseFn, SeriesDual, Tables};
+use crate::series::{self, PointwiseFn, SeriesDual};
 use crate::simd::{self, Vectorized};
 use crate::spec::{DenseStep, Mlp};
 
@@ -38,6 +38,10 @@ fn tile_edge(n1: usize, n2: usize, symmetric: bool) -> usize {
 
 const MIRROR_BLOCK: usize = 32;
 
+/// The quadrature degrees a series activation may use by default: its own degree, doubling up to
+/// `series::MAX_DEGREE`.
+const ADAPTIVE: (usize, usize) = (0, series::MAX_DEGREE);
+
 /// Which kernels to compute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Want {
@@ -50,6 +54,10 @@ pub struct Want {
 pub struct Kernels<A> {
     pub nngp: Option<A>,
     pub ntk: Option<A>,
+    /// For a numerical (series) activation: the largest relative tail of its Hermite series
+    /// (`series::Series::tail`), above `series::TAIL_TOLERANCE` when even the largest degree
+    /// did not converge; 0 for closed forms.
+    pub series_tail: f64,
 }
 
 /// Mean squared feature of each row, x.x/d, in f64; rejects non-finite rows.
@@ -83,14 +91,16 @@ impl WithDual<f64> for RunDiagonal<'_> {
     }
 }
 
-/// The exact diagonal recursion for `x`, with the overflow check for computing in `T`.
-/// The diagonal recursion of a set of inputs, and for a series activation its tables.
+/// The diagonal recursion of a set of inputs with the overflow check for computing in `T`, and
+/// for a series activation its tables. `degrees`: the quadrature degrees a series activation may
+/// use, (at least, at most); its own degree is the start when larger.
 fn diagonal_of<T: Real>(
     mlp: &Mlp,
     x: &ArrayView2<T>,
     name: &'static str,
     external: Option<&dyn PointwiseFn>,
-) -> Result<(Diagonal, Option<Tables<f64>>), Error> {
+    degrees: (usize, usize),
+) -> Result<(Diagonal, Option<series::Series>), Error> {
     let input_variance = input_variance(x, name)?;
     let steps = mlp.dense_steps(x.ncols());
     let (diag, tables) = match mlp.activation {
@@ -105,8 +115,9 @@ fn diagonal_of<T: Real>(
                     external.ok_or_else(|| Error::invalid("activation", "a numerical activation needs its function"))?
                 }
             };
-            let (diag, tables) = series::diagonal(&steps, f, degree as usize, &input_variance)?;
-            (diag, Some(tables))
+            let start = (degree as usize).max(degrees.0);
+            let (diag, series) = series::diagonal(&steps, f, start, degrees.1.max(start), &input_variance)?;
+            (diag, Some(series))
         }
         _ => (mlp.activation.with_dual::<f64, _>(RunDiagonal { steps: &steps, input_variance: &input_variance }), None),
     };
@@ -150,9 +161,13 @@ pub fn gram_diagonal_with<T: Real>(
     want: Want,
     external: Option<&dyn PointwiseFn>,
 ) -> Result<Kernels<Array1<T>>, Error> {
-    let (diag, _) = diagonal_of::<T>(mlp, &x, "x1", external)?;
+    let (diag, series) = diagonal_of::<T>(mlp, &x, "x1", external, ADAPTIVE)?;
     let to_array = |v: &[f64]| Array1::from_vec(cast::<T>(v));
-    Ok(Kernels { nngp: want.nngp.then(|| to_array(&diag.nngp)), ntk: want.ntk.then(|| to_array(&diag.ntk)) })
+    Ok(Kernels {
+        nngp: want.nngp.then(|| to_array(&diag.nngp)),
+        ntk: want.ntk.then(|| to_array(&diag.ntk)),
+        series_tail: series.map_or(0.0, |s| s.tail),
+    })
 }
 
 /// The (n1, n2) NNGP and/or NTK of `x1` against `x2`, or of `x1` with itself when `x2` is None.
@@ -176,14 +191,24 @@ pub fn gram_with<T: Real>(
     if let Some(x2) = &x2 {
         check_features(&x1, x2)?;
     }
-    let (diag1, tables1) = diagonal_of::<T>(mlp, &x1, "x1", external)?;
-    let (diag2, tables2) = match &x2 {
+    let (mut diag1, mut series1) = diagonal_of::<T>(mlp, &x1, "x1", external, ADAPTIVE)?;
+    let (diag2, series2) = match &x2 {
         Some(x2) => {
-            let (d, t) = diagonal_of::<T>(mlp, x2, "x2", external)?;
-            (Some(d), t)
+            // x2 starts at x1's degree: both sides' series must have the same terms
+            let start = series1.as_ref().map_or(0, |s| s.degree);
+            let (d, s) = diagonal_of::<T>(mlp, x2, "x2", external, (start, ADAPTIVE.1))?;
+            (Some(d), s)
         }
         None => (None, None),
     };
+    if let (Some(s1), Some(s2)) = (&series1, &series2)
+        && s2.degree > s1.degree
+    {
+        // x2 needed more terms than x1: redo x1 at exactly x2's degree
+        (diag1, series1) = diagonal_of::<T>(mlp, &x1, "x1", external, (s2.degree, s2.degree))?;
+    }
+    let series_tail = [&series1, &series2].iter().filter_map(|s| s.as_ref()).map(|s| s.tail).fold(0.0, f64::max);
+    let (tables1, tables2) = (series1.map(|s| s.tables), series2.map(|s| s.tables));
     let (n1, n2) = (x1.nrows(), x2.as_ref().map_or(x1.nrows(), |x| x.nrows()));
     let outputs = want.nngp as u128 + want.ntk as u128;
     let elem = std::mem::size_of::<T>() as u128;
@@ -216,7 +241,7 @@ pub fn gram_with<T: Real>(
         None => mlp.activation.with_dual::<T, _>(job),
     }
     let shape = |v: Vec<T>| Array2::from_shape_vec((n1, n2), v).expect("length is n1 * n2");
-    Ok(Kernels { nngp: want.nngp.then(|| shape(nngp)), ntk: want.ntk.then(|| shape(ntk)) })
+    Ok(Kernels { nngp: want.nngp.then(|| shape(nngp)), ntk: want.ntk.then(|| shape(ntk)), series_tail })
 }
 
 /// A row-major output matrix shared by the tile workers; every tile writes a disjoint block

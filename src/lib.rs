@@ -20,6 +20,7 @@ pub mod empirical;
 pub mod error;
 pub mod float;
 pub mod gram;
+pub mod hermite;
 pub mod linalg;
 pub mod linearized;
 pub mod memory;

@@ -122,6 +122,21 @@ pub fn eigvalsh(a: ArrayView2<f64>) -> Result<Array1<f64>, Error> {
     syevd(&a, false).map(|(w, _)| w)
 }
 
+/// The eigenvalues, ascending, of the symmetric tridiagonal matrix with diagonal `diag` and
+/// off-diagonal `off` (LAPACK dsterf: O(n^2), no eigenvectors).
+pub fn eigvals_tridiagonal(mut diag: Vec<f64>, mut off: Vec<f64>) -> Result<Vec<f64>, Error> {
+    let n = lapack_int(diag.len(), "diag")?;
+    assert_eq!(off.len() + 1, diag.len().max(1), "off-diagonal length");
+    off.push(0.0); // (dsterf reads n - 1 of them; keeps the pointer valid for n = 1)
+    let mut info: c_int = 0;
+    // SAFETY: d has n entries and e at least n - 1, as dsterf documents.
+    unsafe { lapack_sys::dsterf_(&n, diag.as_mut_ptr(), off.as_mut_ptr(), &mut info) };
+    if info != 0 {
+        return Err(lapack_failure("dsterf", info));
+    }
+    Ok(diag)
+}
+
 fn syevd(a: &ArrayView2<f64>, vectors: bool) -> Result<(Array1<f64>, Array2<f64>), Error> {
     let n = a.nrows();
     let n_int = lapack_int(n, "a")?;

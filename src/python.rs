@@ -54,6 +54,24 @@ fn outputs<'py, A: Dimension, T: Element>(
     (k.nngp.map(wrap), k.ntk.map(wrap))
 }
 
+/// `outputs` of a kernel, warning when a numerical activation's series did not converge.
+fn kernel_outputs<'py, A: Dimension, T: Element>(py: Python<'py>, k: Kernels<Array<T, A>>) -> PyResult<KernelPair<'py>> {
+    if k.series_tail > crate::series::TAIL_WARNING {
+        let message = format!(
+            "the numerical activation's Hermite series did not converge at the largest quadrature degree ({}): \
+             {:.1e} of E[phi^2] lies beyond its last term, so kernel entries may be off by up to about that much \
+             relative. Steep activations at large pre-activation variance cause this: rescale the inputs or \
+             reduce W_std / b_std.",
+            crate::series::MAX_DEGREE,
+            k.series_tail
+        );
+        let category = py.get_type::<pyo3::exceptions::PyRuntimeWarning>();
+        let message = std::ffi::CString::new(message).expect("no NUL in the message");
+        PyErr::warn(py, &category, &message, 2)?;
+    }
+    Ok(outputs(py, k))
+}
+
 fn want(nngp: bool, ntk: bool) -> PyResult<Want> {
     if !nngp && !ntk {
         return Err(PyValueError::new_err("get: request at least one of 'nngp' and 'ntk'"));
@@ -139,7 +157,7 @@ impl PyMlp {
         let (v1, v2) = (x1.as_array(), x2.as_ref().map(|x| x.as_array()));
         let external = self.external();
         let k = without_gil(py, || gram::gram_with(&self.inner, v1, v2, want, external))?;
-        Ok(outputs(py, k))
+        kernel_outputs(py, k)
     }
 
     fn diagonal_typed<'py, T: Real + Element>(
@@ -152,7 +170,7 @@ impl PyMlp {
         let view = x.as_array();
         let external = self.external();
         let k = without_gil(py, || gram::gram_diagonal_with(&self.inner, view, want, external))?;
-        Ok(outputs(py, k))
+        kernel_outputs(py, k)
     }
 }
 

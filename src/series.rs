@@ -16,7 +16,8 @@ use rayon::prelude::*;
 use crate::activation::Dual;
 use crate::error::Error;
 use crate::float::{MulAdd, Real};
-use crate::linalg::{self, matmul};
+use crate::hermite::{self, Rule};
+use crate::linalg::matmul;
 use crate::recursion::Diagonal;
 use crate::spec::DenseStep;
 
@@ -105,67 +106,6 @@ impl PointwiseFn for Builtin {
     }
 }
 
-/// The probabilists' Gauss-Hermite rule of `degree` points with weights summing to 1. Nodes: the
-/// eigenvalues of the Jacobi matrix (off-diagonal sqrt(k), Golub-Welsch), polished by Newton
-/// steps; weights from w_m = 1 / (degree h_(degree-1)(z_m)^2), which keeps their relative accuracy
-/// down to 1e-300 (eigenvector components only have absolute accuracy: the tiny weights of the
-/// outer nodes would be noise of 1e-32, multiplied by Hermite values of 1e100).
-pub fn gauss_hermite(degree: usize) -> Result<(Vec<f64>, Vec<f64>), Error> {
-    let jacobi =
-        Array2::from_shape_fn(
-            (degree, degree),
-            |(i, j)| {
-                if i + 1 == j || j + 1 == i { (i.max(j) as f64).sqrt() } else { 0.0 }
-            },
-        );
-    let nodes = linalg::eigvalsh(jacobi.view())?.to_vec();
-    let mut polished = Vec::with_capacity(degree);
-    let mut weights = Vec::with_capacity(degree);
-    for &z0 in &nodes {
-        let mut z = z0;
-        for _ in 0..3 {
-            let (h, dh, _) = hermite_pair(degree, z);
-            if dh != 0.0 {
-                z -= h / dh;
-            }
-        }
-        let (_, _, previous) = hermite_pair(degree, z);
-        polished.push(z);
-        weights.push(1.0 / (degree as f64 * previous * previous));
-    }
-    let total: f64 = weights.iter().sum();
-    weights.iter_mut().for_each(|w| *w /= total);
-    Ok((polished, weights))
-}
-
-/// (h_n(z), h_n'(z), h_(n-1)(z)) for the normalised probabilists' Hermite polynomials.
-fn hermite_pair(n: usize, z: f64) -> (f64, f64, f64) {
-    let (mut p0, mut p1) = (0.0, 1.0); // h_(-1), h_0
-    for k in 0..n {
-        let p2 = (z * p1 - (k as f64).sqrt() * p0) / ((k + 1) as f64).sqrt();
-        p0 = p1;
-        p1 = p2;
-    }
-    (p1, (n as f64).sqrt() * p0, p0)
-}
-
-/// h_k(z_m) w_m for k < terms: (degree, terms), so that coefficients = values (n, degree) x this.
-fn weighted_hermite(nodes: &[f64], weights: &[f64], terms: usize) -> Array2<f64> {
-    Array2::from_shape_fn((nodes.len(), terms), |(m, k)| {
-        let z = nodes[m];
-        let (mut p0, mut p1) = (1.0, z);
-        if k == 0 {
-            return weights[m];
-        }
-        for j in 1..k {
-            let p2 = (z * p1 - (j as f64).sqrt() * p0) / ((j + 1) as f64).sqrt();
-            p0 = p1;
-            p1 = p2;
-        }
-        p1 * weights[m]
-    })
-}
-
 /// Per layer and input (index layer * n + i): 1/s and the series coefficients, term-major
 /// (`a[k * len + index]`) so that a tile row's columns are contiguous for each k.
 #[derive(Clone, Debug)]
@@ -197,17 +137,13 @@ struct LayerSeries {
     b: Array2<f64>,
     nngp_diag: Vec<f64>,
     dot_diag: Vec<f64>,
+    /// phi' came from differentiating the series (its `dot_diag` is then the series' own sum).
+    derived: bool,
 }
 
-fn layer_series(
-    f: &dyn PointwiseFn,
-    q: &[f64],
-    nodes: &[f64],
-    weights: &[f64],
-    basis: &Array2<f64>,
-    terms: usize,
-) -> Result<LayerSeries, Error> {
-    let (n, d) = (q.len(), nodes.len());
+fn layer_series(f: &dyn PointwiseFn, q: &[f64], rule: &Rule) -> Result<LayerSeries, Error> {
+    let Rule { nodes, weights, basis, terms } = rule;
+    let (terms, (n, d)) = (*terms, (q.len(), nodes.len()));
     let sigma: Vec<f64> = q.iter().map(|&v| v.max(0.0).sqrt()).collect();
     // Inputs of zero variance are evaluated at +-h too, for phi'(0) by central differences.
     const H: f64 = 1e-5;
@@ -250,33 +186,46 @@ fn layer_series(
         let diag = (0..n).map(|i| b.row(i).iter().map(|v| v * v).sum()).collect();
         (b, diag)
     };
-    Ok(LayerSeries { a, b, nngp_diag, dot_diag })
+    Ok(LayerSeries { a, b, nngp_diag, dot_diag, derived: !has_slope })
 }
 
-/// The largest quadrature degree the adaptive rule goes to.
-pub const MAX_DEGREE: usize = 512;
+/// The largest quadrature degree the adaptive rule goes to (1792 series terms).
+pub const MAX_DEGREE: usize = 2048;
 
 /// Relative truncation error of the series on the diagonal (sum_(k >= terms) a_k^2 / E[phi^2],
 /// likewise for phi') above which the degree is doubled.
-const TAIL_TOLERANCE: f64 = 1e-10;
+pub const TAIL_TOLERANCE: f64 = 1e-10;
+
+/// The tail above which the series has not converged even at `MAX_DEGREE` (kernel entries may be
+/// off by about the tail, relative): the Python binding warns.
+pub const TAIL_WARNING: f64 = 1e-8;
+
+/// A series activation's per-layer tables, with the quadrature degree they came from and the
+/// largest relative tail of the series met (the truncation error on the diagonal).
+pub struct Series {
+    pub tables: Tables<f64>,
+    pub degree: usize,
+    pub tail: f64,
+}
 
 /// The diagonal recursion of an MLP with a series activation, and the per-layer tables. The
-/// quadrature degree starts at `degree` and doubles (up to `MAX_DEGREE`) while the series misses
+/// quadrature degree starts at `degree` and doubles (up to `max_degree`) while the series misses
 /// more than `TAIL_TOLERANCE` of phi's or phi''s second moment for some input: steep activations
 /// at large variance need more terms.
 pub fn diagonal(
     steps: &[DenseStep<f64>],
     f: &dyn PointwiseFn,
     degree: usize,
+    max_degree: usize,
     input_variance: &[f64],
-) -> Result<(Diagonal, Tables<f64>), Error> {
+) -> Result<(Diagonal, Series), Error> {
     let mut degree = degree;
     loop {
         let (diag, tables, tail) = diagonal_at(steps, f, degree, input_variance)?;
-        if tail <= TAIL_TOLERANCE || degree >= MAX_DEGREE {
-            return Ok((diag, tables));
+        if tail <= TAIL_TOLERANCE || degree >= max_degree {
+            return Ok((diag, Series { tables, degree, tail }));
         }
-        degree = (2 * degree).min(MAX_DEGREE);
+        degree = (2 * degree).min(max_degree);
     }
 }
 
@@ -290,9 +239,8 @@ fn diagonal_at(
     let depth = steps.len() - 1;
     let n = input_variance.len();
     // A degree-point rule gives accurate coefficients far beyond degree / 2 for smooth phi.
-    let terms = degree - degree / 8;
-    let (nodes, weights) = gauss_hermite(degree)?;
-    let basis = weighted_hermite(&nodes, &weights, terms);
+    let rule = hermite::rule(degree)?;
+    let terms = rule.terms;
     let len = depth * n;
     let mut tables =
         Tables { inv_sigma: vec![0.0; len], a: vec![0.0; terms * len], b: vec![0.0; terms * len], len, terms };
@@ -310,14 +258,20 @@ fn diagonal_at(
         if peak.is_infinite() {
             break;
         }
-        let series = layer_series(f, &q, &nodes, &weights, &basis, terms)?;
+        let series = layer_series(f, &q, &rule)?;
         for i in 0..n {
             let captured = |row: ndarray::ArrayView1<f64>, total: f64| {
                 if total > 0.0 { ((total - row.iter().map(|v| v * v).sum::<f64>()) / total).abs() } else { 0.0 }
             };
-            tail = tail
-                .max(captured(series.a.row(i), series.nngp_diag[i]))
-                .max(captured(series.b.row(i), series.dot_diag[i]));
+            // A derived phi' has no independent second moment to compare with: the share of its
+            // series in the last eighth of the terms stands in for the tail (tiny once converged).
+            let last_eighth = |row: ndarray::ArrayView1<f64>, total: f64| {
+                let late: f64 = row.iter().skip(terms - terms / 8).map(|v| v * v).sum();
+                if total > 0.0 { late / total } else { 0.0 }
+            };
+            let (b, dot) = (series.b.row(i), series.dot_diag[i]);
+            let dot_tail = if series.derived { last_eighth(b, dot) } else { captured(b, dot) };
+            tail = tail.max(captured(series.a.row(i), series.nngp_diag[i])).max(dot_tail);
         }
         for i in 0..n {
             let index = layer * n + i;
@@ -347,8 +301,22 @@ pub struct SeriesDual<'a, T> {
 
 impl<'a, T: Real> SeriesDual<'a, T> {
     pub fn new(rows: &'a Tables<T>, cols: &'a Tables<T>) -> Self {
+        assert_eq!(rows.terms, cols.terms, "both sides' tables come from one quadrature degree");
         SeriesDual { rows, cols }
     }
+}
+
+/// How many leading terms of a series in rho matter for |rho| <= `rho_max`: by Cauchy-Schwarz the
+/// rest sum to at most rho_max^k sqrt(E[phi(u)^2] E[phi(v)^2]), dropped once below T's rounding.
+/// Weakly correlated entries (typical of the first layers) need far fewer than all terms.
+#[inline(always)]
+fn used_terms<T: Real>(rho_max: T, terms: usize) -> usize {
+    let rho_max = rho_max.to_f64();
+    if rho_max >= 1.0 {
+        return terms;
+    }
+    let needed = (T::EPSILON.to_f64() / 16.0).ln() / rho_max.ln();
+    if needed < terms as f64 { needed as usize + 1 } else { terms }
 }
 
 /// Tables in the type the kernel is computed in.
@@ -413,12 +381,14 @@ impl<T: Real> Dual<T> for SeriesDual<'_, T> {
             let mut rho = [T::ZERO; CHUNK];
             let (mut s, mut d) = ([T::ZERO; CHUNK], [T::ZERO; CHUNK]);
             let inv_row = r.inv_sigma[i];
+            let mut rho_max = T::ZERO;
             for ((rho, &q12), &inv) in
                 rho.iter_mut().zip(&sigma[start..start + width]).zip(&c.inv_sigma[j0..j0 + width])
             {
                 *rho = (q12 * inv_row * inv).max_fast(-T::ONE).min_fast(T::ONE);
+                rho_max = rho_max.max_fast(rho.abs());
             }
-            for k in (0..r.terms).rev() {
+            for k in (0..used_terms(rho_max, r.terms)).rev() {
                 let (ar, br) = (r.a[k * r.len + i], r.b[k * r.len + i]);
                 let ac = &c.a[k * c.len + j0..][..width];
                 let bc = &c.b[k * c.len + j0..][..width];
@@ -448,18 +418,6 @@ impl<T: Real> Dual<T> for SeriesDual<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn gauss_hermite_rule_integrates_gaussian_moments() {
-        let (_, w) = gauss_hermite(256).unwrap();
-        // the outermost weight keeps its relative accuracy (it is below 1e-100)
-        assert!(w[0] > 0.0 && w[0] < 1e-100 && (w[0] - w[255]).abs() <= 1e-10 * w[0]);
-        let (z, w) = gauss_hermite(64).unwrap();
-        let moment = |p: i32| z.iter().zip(&w).map(|(z, w)| w * z.powi(p)).sum::<f64>();
-        assert!((moment(0) - 1.0).abs() < 1e-13);
-        assert!((moment(2) - 1.0).abs() < 1e-12);
-        assert!((moment(8) - 105.0).abs() < 1e-9);
-    }
 
     #[test]
     fn builtin_derivatives_match_differences() {

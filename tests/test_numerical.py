@@ -1,5 +1,7 @@
 """Arbitrary activations by Gauss-Hermite quadrature (``activations.Numerical`` and the built-in names)."""
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy.special import erf, expit
@@ -123,3 +125,57 @@ def test_numerical_bad_input():
         ntkfast.MLP(1, raises).kernel(inputs(3, 2, 0))
     assert repr(A.Numerical("tanh")) == "Numerical('tanh', degree=128)"
     assert repr(ntkfast.activations.get("silu")) == "Numerical('silu', degree=128)"
+
+
+def test_cross_kernels_of_differently_scaled_sets_match_the_joint_kernel():
+    """x2 at 100x the variance of x1 needs a higher quadrature degree: both sides must share it."""
+    rng = np.random.default_rng(8)
+    x1, x2 = 0.3 * rng.standard_normal((4, 5)), 3 * rng.standard_normal((3, 5))
+    mlp = ntkfast.MLP(2, "tanh", W_std=1.2, b_std=0.1)
+    joint = mlp.kernel(np.vstack([x1, x2]))
+    for a, b, block in ((x1, x2, np.s_[:4, 4:]), (x2, x1, np.s_[4:, :4])):
+        k = mlp.kernel(a, b)
+        np.testing.assert_allclose(k.nngp, joint.nngp[block], rtol=1e-12)
+        np.testing.assert_allclose(k.ntk, joint.ntk[block], rtol=1e-12)
+
+
+def _gaussian_pair_mean(f, g, q1, q2, rho):
+    """E[f(u) g(v)] for centred Gaussians of variances q1, q2 and correlation rho, by nested adaptive
+    quadrature (scipy's QUADPACK): independent of the Hermite machinery."""
+    from scipy import integrate
+
+    s1, s2, c = np.sqrt(q1), np.sqrt(q2), np.sqrt(1 - rho * rho)
+    density = lambda t: np.exp(-t * t / 2) / np.sqrt(2 * np.pi)  # noqa: E731
+
+    def inner(z):  # E[g(v) | u = s1 z]
+        return integrate.quad(lambda w: g(s2 * (rho * z + c * w)) * density(w), -12, 12,
+                              points=[-rho * z / c], limit=400, epsabs=1e-14, epsrel=1e-13)[0]
+
+    return integrate.quad(lambda z: f(s1 * z) * inner(z) * density(z), -12, 12, points=[0],
+                          limit=400, epsabs=1e-14, epsrel=1e-12)[0]
+
+
+@pytest.mark.parametrize("name, q", [("tanh", 16.0), ("sigmoid", 25.0), ("softplus", 64.0)])
+def test_steep_activations_at_large_variance_against_adaptive_integration(name, q):
+    """Pre-activation variances of 16-100: hundreds of series terms, still 1e-8 accurate."""
+    phi, dphi = SMOOTH[name]
+    rho, ratio = 0.9, 1.5  # correlation, and the second input's variance relative to the first
+    d = 2
+    x = np.sqrt(q * d) * np.array([[1.0, 0.0], [np.sqrt(ratio) * rho, np.sqrt(ratio * (1 - rho * rho))]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # converged: no warning
+        k = ntkfast.MLP(1, name).kernel(x)  # one hidden layer, W_std = 1, no bias
+    nngp = _gaussian_pair_mean(phi, phi, q, ratio * q, rho)
+    dot = _gaussian_pair_mean(dphi, dphi, q, ratio * q, rho)
+    assert k.nngp[0, 1] == pytest.approx(nngp, rel=1e-8)
+    assert k.ntk[0, 1] == pytest.approx(nngp + x[0] @ x[1] / d * dot, rel=1e-8)
+
+
+def test_an_unconverged_series_warns_with_its_tail():
+    x = np.array([[100.0, 0.0], [60.0, 80.0]])  # pre-activation variance 5000
+    with pytest.warns(RuntimeWarning, match=r"did not converge .* of E\[phi\^2\] lies beyond"):
+        k = ntkfast.MLP(1, "tanh").kernel(x)
+    assert np.all(np.isfinite(k.ntk))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ntkfast.MLP(1, "tanh").kernel(x / 100)
