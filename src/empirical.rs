@@ -26,13 +26,15 @@ impl Sides {
         if let Some(x2) = &x2 {
             net.check_inputs(x2, "x2")?;
         }
-        let fwd1 = net.forward(x1);
+        let fwd1 = net.forward(x1)?;
         let deltas1 = net.output_deltas(&fwd1);
-        let other = x2.map(|x2| {
-            let fwd = net.forward(x2);
-            let deltas = net.output_deltas(&fwd);
-            (fwd, deltas)
-        });
+        let other = x2
+            .map(|x2| {
+                let fwd = net.forward(x2)?;
+                let deltas = net.output_deltas(&fwd);
+                Ok::<_, Error>((fwd, deltas))
+            })
+            .transpose()?;
         Ok(Sides { fwd1, deltas1, other })
     }
 
@@ -120,11 +122,11 @@ pub fn ntk_full(net: &Network, x1: ArrayView2<f64>, x2: Option<ArrayView2<f64>>)
 /// The empirical NNGP f(x1) f(x2)^T / out_dim.
 pub fn nngp(net: &Network, x1: ArrayView2<f64>, x2: Option<ArrayView2<f64>>) -> Result<Array2<f64>, Error> {
     net.check_inputs(&x1, "x1")?;
-    let f1 = net.apply(x1);
+    let f1 = net.apply(x1)?;
     let f2 = match x2 {
         Some(x2) => {
             net.check_inputs(&x2, "x2")?;
-            net.apply(x2)
+            net.apply(x2)?
         }
         None => f1.clone(),
     };
@@ -151,7 +153,7 @@ mod tests {
                 b: Some(Array1::from_shape_fn(dims[l + 1], |j| ((j + l) as f64 * 0.53).cos())),
             })
             .collect();
-        Network::new(&mlp, layers).unwrap()
+        Network::new(&mlp, layers, None).unwrap()
     }
 
     /// J J^T from central differences of every parameter: the definition of the NTK.
@@ -166,7 +168,7 @@ mod tests {
             } else {
                 p.layers[l].b.as_mut().unwrap()[idx] += eps;
             }
-            p.apply(x.view())
+            p.apply(x.view()).unwrap()
         };
         for l in 0..net.layers.len() {
             for which in 0..2 {

@@ -29,19 +29,19 @@ impl Linearized {
 
     pub fn apply(&self, x: ArrayView2<f64>) -> Result<Array2<f64>, Error> {
         self.base.check_inputs(&x, "x")?;
-        let fwd = self.base.forward(x);
+        let fwd = self.base.forward(x)?;
         Ok(&fwd.output + &self.base.jvp(&fwd, &self.delta))
     }
 
     /// One gradient-descent step on 0.5 * mean((f_lin - y)^2); returns the loss before it.
-    pub fn gradient_step(&mut self, x: ArrayView2<f64>, y: ArrayView2<f64>, learning_rate: f64) -> f64 {
-        let fwd = self.base.forward(x);
+    pub fn gradient_step(&mut self, x: ArrayView2<f64>, y: ArrayView2<f64>, learning_rate: f64) -> Result<f64, Error> {
+        let fwd = self.base.forward(x)?;
         let residual = &fwd.output + &self.base.jvp(&fwd, &self.delta) - y;
         let size = residual.len() as f64;
         let loss = 0.5 * residual.iter().map(|r| r * r).sum::<f64>() / size;
         let deltas = self.base.preactivation_grads(&fwd, (residual / size).view());
         descend_along(self.base.scales(), &mut self.delta, &fwd, &deltas, learning_rate);
-        loss
+        Ok(loss)
     }
 
     /// ||theta - theta_0||.

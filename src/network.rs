@@ -8,10 +8,24 @@
 
 use ndarray::{Array1, Array2, ArrayView2, Axis, Zip};
 
-use crate::activation::Activation;
+use std::sync::Arc;
+
+use crate::activation::{Activation, SeriesFunction};
 use crate::error::Error;
 use crate::linalg::{add_transposed_product, matmul, matmul_scaled};
+use crate::series::PointwiseFn;
 use crate::spec::{Mlp, Parameterization};
+
+/// The function of a numerical activation supplied from outside the core (a Python callable),
+/// shared by copies of a network.
+#[derive(Clone)]
+pub struct ExternalFn(pub Arc<dyn PointwiseFn + Send>);
+
+impl std::fmt::Debug for ExternalFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExternalFn")
+    }
+}
 
 /// One Dense layer's parameters.
 #[derive(Clone, Debug, PartialEq)]
@@ -26,6 +40,8 @@ pub struct Network {
     /// (w_scale, b_scale) per layer.
     scales: Vec<(f64, f64)>,
     pub activation: Activation,
+    /// phi (and maybe phi') when `activation` is a numerical activation with an external function.
+    external: Option<ExternalFn>,
 }
 
 /// What a forward pass keeps for the backward and tangent passes.
@@ -47,19 +63,18 @@ fn check_finite<'a>(values: impl IntoIterator<Item = &'a f64>, name: &'static st
 }
 
 impl Network {
-    /// A network of `mlp` with the given parameters (depth + 1 Dense layers).
-    pub fn new(mlp: &Mlp, layers: Vec<DenseParams>) -> Result<Self, Error> {
+    /// A network of `mlp` with the given parameters (depth + 1 Dense layers); `external` is the
+    /// function of a numerical activation that has one (`SeriesFunction::External`).
+    pub fn new(mlp: &Mlp, layers: Vec<DenseParams>, external: Option<ExternalFn>) -> Result<Self, Error> {
         if layers.len() != mlp.depth + 1 {
             return Err(Error::invalid(
                 "params",
                 format!("an MLP of depth {} has {} Dense layers, got {}", mlp.depth, mlp.depth + 1, layers.len()),
             ));
         }
-        if let Activation::Series { function: crate::activation::SeriesFunction::External, .. } = mlp.activation {
-            return Err(Error::invalid(
-                "activation",
-                "finite networks need a closed-form or built-in activation, not a Python function",
-            ));
+        let needs_external = matches!(mlp.activation, Activation::Series { function: SeriesFunction::External, .. });
+        if needs_external && external.is_none() {
+            return Err(Error::invalid("activation", "a numerical activation needs its function"));
         }
         let mut scales = Vec::with_capacity(layers.len());
         for (l, layer) in layers.iter().enumerate() {
@@ -102,7 +117,7 @@ impl Network {
                 Parameterization::Standard { .. } => (1.0, 1.0),
             });
         }
-        Ok(Network { layers, scales, activation: mlp.activation })
+        Ok(Network { layers, scales, activation: mlp.activation, external: external.filter(|_| needs_external) })
     }
 
     pub fn in_dim(&self) -> usize {
@@ -142,25 +157,48 @@ impl Network {
         z
     }
 
-    pub fn forward(&self, x: ArrayView2<f64>) -> Forward {
+    pub fn forward(&self, x: ArrayView2<f64>) -> Result<Forward, Error> {
         let depth = self.depth();
         let mut inputs = vec![x.to_owned()];
         let mut slopes = Vec::with_capacity(depth);
         for layer in 0..depth {
             let z = self.dense(layer, inputs[layer].view());
-            let mut h = Array2::<f64>::zeros(z.dim());
-            let mut slope = Array2::<f64>::zeros(z.dim());
-            let act = self.activation;
-            Zip::from(&mut h).and(&mut slope).and(&z).par_for_each(|h, s, &z| (*h, *s) = act.value_and_derivative(z));
+            let (h, slope) = self.activate(&z)?;
             inputs.push(h);
             slopes.push(slope);
         }
         let output = self.dense(depth, inputs[depth].view());
-        Forward { inputs, slopes, output }
+        Ok(Forward { inputs, slopes, output })
     }
 
-    pub fn apply(&self, x: ArrayView2<f64>) -> Array2<f64> {
-        self.forward(x).output
+    /// (phi(z), phi'(z)) elementwise.
+    fn activate(&self, z: &Array2<f64>) -> Result<(Array2<f64>, Array2<f64>), Error> {
+        let mut h = Array2::<f64>::zeros(z.dim());
+        let mut slope = Array2::<f64>::zeros(z.dim());
+        match &self.external {
+            None => {
+                let act = self.activation;
+                Zip::from(&mut h).and(&mut slope).and(z).par_for_each(|h, s, &z| (*h, *s) = act.value_and_derivative(z));
+            }
+            Some(ExternalFn(f)) => {
+                let z = z.as_standard_layout();
+                let zs = z.as_slice().expect("standard layout");
+                let (hs, ss) = (h.as_slice_mut().expect("fresh array"), slope.as_slice_mut().expect("fresh array"));
+                if !f.eval(zs, hs, ss)? {
+                    central_differences(f.as_ref(), zs, ss)?;
+                }
+                let bad = hs.iter().chain(ss.iter()).position(|v| !v.is_finite());
+                if let Some(bad) = bad {
+                    let (what, at) = if bad < zs.len() { ("function", zs[bad]) } else { ("derivative", zs[bad - zs.len()]) };
+                    return Err(Error::invalid("activation", format!("the {what} is not finite at x = {at}")));
+                }
+            }
+        }
+        Ok((h, slope))
+    }
+
+    pub fn apply(&self, x: ArrayView2<f64>) -> Result<Array2<f64>, Error> {
+        Ok(self.forward(x)?.output)
     }
 
     /// d (sum_i g_i . f(x_i)) / d z for every Dense layer (reverse mode), each (n, fan_out);
@@ -297,8 +335,13 @@ impl Network {
 }
 
 /// One step of full-batch gradient descent on 0.5 * mean((f - y)^2); returns the loss before it.
-pub fn gradient_step(net: &mut Network, x: ArrayView2<f64>, y: ArrayView2<f64>, learning_rate: f64) -> f64 {
-    let fwd = net.forward(x);
+pub fn gradient_step(
+    net: &mut Network,
+    x: ArrayView2<f64>,
+    y: ArrayView2<f64>,
+    learning_rate: f64,
+) -> Result<f64, Error> {
+    let fwd = net.forward(x)?;
     let residual = &fwd.output - &y;
     let size = residual.len() as f64;
     let loss = 0.5 * residual.iter().map(|r| r * r).sum::<f64>() / size;
@@ -306,7 +349,21 @@ pub fn gradient_step(net: &mut Network, x: ArrayView2<f64>, y: ArrayView2<f64>, 
     let deltas = net.preactivation_grads(&fwd, (residual / size).view());
     let scales = net.scales.clone();
     descend_along(&scales, &mut net.layers, &fwd, &deltas, learning_rate);
-    loss
+    Ok(loss)
+}
+
+/// phi' of an external function given without it, by central differences with step
+/// 1e-5 max(1, |z|) (error ~1e-10 relative for smooth phi): two more batched calls.
+fn central_differences(f: &dyn PointwiseFn, z: &[f64], slope: &mut [f64]) -> Result<(), Error> {
+    let step: Vec<f64> = z.iter().map(|z| 1e-5 * z.abs().max(1.0)).collect();
+    let shifted = |sign: f64| z.iter().zip(&step).map(|(z, h)| z + sign * h).collect::<Vec<f64>>();
+    let (mut up, mut down, mut unused) = (vec![0.0; z.len()], vec![0.0; z.len()], vec![0.0; z.len()]);
+    f.eval(&shifted(1.0), &mut up, &mut unused)?;
+    f.eval(&shifted(-1.0), &mut down, &mut unused)?;
+    for (((s, u), d), h) in slope.iter_mut().zip(&up).zip(&down).zip(&step) {
+        *s = (u - d) / (2.0 * h);
+    }
+    Ok(())
 }
 
 /// target -= learning_rate * J^T g, laid out like the parameters, from the pre-activation
@@ -353,7 +410,7 @@ mod tests {
                 b: Some(Array1::from_shape_fn(dims[l + 1], |_| normal())),
             })
             .collect();
-        let net = Network::new(&mlp, layers).unwrap();
+        let net = Network::new(&mlp, layers, None).unwrap();
         (mlp, net)
     }
 
@@ -366,7 +423,7 @@ mod tests {
         for param in [Parameterization::Ntk, Parameterization::Standard { width: 5 }] {
             let (_, net) = tiny(Activation::Erf { a: 1.0, b: 0.8, c: 0.1 }, param, 2);
             let x = inputs();
-            let fwd = net.forward(x.view());
+            let fwd = net.forward(x.view()).unwrap();
             let g = Array2::from_shape_fn((4, 2), |(i, k)| (i as f64) - (k as f64) * 0.5);
             let grads = net.backward(&fwd, g.view());
             // d/d theta_p of sum(g * f) by central differences, for a few parameters per layer
@@ -376,7 +433,7 @@ mod tests {
                     plus.layers[l].w[[i, j]] += 1e-6;
                     let mut minus = net.clone();
                     minus.layers[l].w[[i, j]] -= 1e-6;
-                    let fd = ((plus.apply(x.view()) - minus.apply(x.view())) * &g).sum() / 2e-6;
+                    let fd = ((plus.apply(x.view()).unwrap() - minus.apply(x.view()).unwrap()) * &g).sum() / 2e-6;
                     assert!((fd - grads[l].w[[i, j]]).abs() < 1e-7, "W{l}[{i},{j}]: {fd} vs {}", grads[l].w[[i, j]]);
                 }
             }
@@ -386,7 +443,7 @@ mod tests {
             let (mut plus, mut minus) = (net.clone(), net.clone());
             plus.descend(&tangent, -1e-6);
             minus.descend(&tangent, 1e-6);
-            let fd = (plus.apply(x.view()) - minus.apply(x.view())) / 2e-6;
+            let fd = (plus.apply(x.view()).unwrap() - minus.apply(x.view()).unwrap()) / 2e-6;
             assert!((fd - &jvp).iter().all(|d| d.abs() < 1e-6));
         }
     }
@@ -395,7 +452,7 @@ mod tests {
     fn output_deltas_are_derivatives_with_respect_to_preactivations() {
         let (_, net) = tiny(Activation::Gelu, Parameterization::Ntk, 3);
         let x = inputs();
-        let fwd = net.forward(x.view());
+        let fwd = net.forward(x.view()).unwrap();
         let deltas = net.output_deltas(&fwd);
         // sum_k c_k f_k via backward with g = c gives sum_k c_k delta_k; compare layer-0 bias gradient
         let c = [0.3, -1.1, 0.7];
@@ -408,15 +465,40 @@ mod tests {
         }
     }
 
+    /// tanh from outside the core, without its derivative.
+    struct ExternalTanh;
+
+    impl PointwiseFn for ExternalTanh {
+        fn eval(&self, x: &[f64], value: &mut [f64], _slope: &mut [f64]) -> Result<bool, Error> {
+            value.iter_mut().zip(x).for_each(|(v, x)| *v = x.tanh());
+            Ok(false)
+        }
+    }
+
+    #[test]
+    fn an_external_function_gives_the_builtin_network_with_derivatives_by_differences() {
+        use crate::series::Builtin;
+        let builtin = Activation::Series { function: SeriesFunction::Builtin(Builtin::Tanh), degree: 128 };
+        let (mlp, net) = tiny(builtin, Parameterization::Ntk, 2);
+        let external = Mlp { activation: Activation::Series { function: SeriesFunction::External, degree: 128 }, ..mlp };
+        assert!(Network::new(&external, net.layers.clone(), None).is_err());
+        let other = Network::new(&external, net.layers.clone(), Some(ExternalFn(Arc::new(ExternalTanh)))).unwrap();
+        let (a, b) = (net.forward(inputs().view()).unwrap(), other.forward(inputs().view()).unwrap());
+        assert!((&a.output - &b.output).iter().all(|d| d.abs() < 1e-15));
+        for (sa, sb) in a.slopes.iter().zip(&b.slopes) {
+            assert!((sa - sb).iter().all(|d| d.abs() < 1e-9));
+        }
+    }
+
     #[test]
     fn shapes_and_bias_presence_are_validated() {
         let (mlp, net) = tiny(Activation::Identity, Parameterization::Ntk, 1);
         let mut layers = net.layers.clone();
         layers[1].w = Array2::zeros((6, 4));
-        assert!(matches!(Network::new(&mlp, layers), Err(Error::InvalidArgument { name: "params", .. })));
+        assert!(matches!(Network::new(&mlp, layers, None), Err(Error::InvalidArgument { name: "params", .. })));
         let mut layers = net.layers.clone();
         layers[2].b = None;
-        assert!(Network::new(&mlp, layers).is_err());
-        assert!(Network::new(&mlp, net.layers[..2].to_vec()).is_err());
+        assert!(Network::new(&mlp, layers, None).is_err());
+        assert!(Network::new(&mlp, net.layers[..2].to_vec(), None).is_err());
     }
 }

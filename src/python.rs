@@ -9,6 +9,7 @@ use numpy::{Element, PyArray, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 
 use crate::empirical;
 use crate::error::Error;
@@ -84,7 +85,7 @@ fn want(nngp: bool, ntk: bool) -> PyResult<Want> {
 struct PyMlp {
     inner: Mlp,
     /// The Python function of a numerical activation (`Activation::Series { External }`).
-    external: Option<PyFunction>,
+    external: Option<Arc<PyFunction>>,
 }
 
 /// phi (and optionally phi') as vectorised Python callables: called with one float64 array per
@@ -131,7 +132,7 @@ impl crate::series::PointwiseFn for PyFunction {
 
 impl PyMlp {
     fn external(&self) -> Option<&dyn crate::series::PointwiseFn> {
-        self.external.as_ref().map(|f| f as &dyn crate::series::PointwiseFn)
+        self.external.as_deref().map(|f| f as &dyn crate::series::PointwiseFn)
     }
 }
 
@@ -221,7 +222,7 @@ impl PyMlp {
             }
         };
         let inner = Mlp::new(depth, activation, hidden, readout, parameterization).map_err(to_py_err)?;
-        let external = function.map(|(value, slope)| PyFunction { value, slope });
+        let external = function.map(|(value, slope)| Arc::new(PyFunction { value, slope }));
         if matches!(activation, Activation::Series { function: crate::activation::SeriesFunction::External, .. })
             != external.is_some()
         {
@@ -422,7 +423,9 @@ impl PyNetwork {
     #[new]
     fn new(spec: &Bound<'_, PyMlp>, params: &Bound<'_, PyAny>) -> PyResult<Self> {
         let layers = params_from_py(params)?;
-        let inner = Network::new(&spec.get().inner, layers).map_err(to_py_err)?;
+        let spec = spec.get();
+        let external = spec.external.clone().map(|f| network::ExternalFn(f as Arc<dyn crate::series::PointwiseFn + Send>));
+        let inner = Network::new(&spec.inner, layers, external).map_err(to_py_err)?;
         Ok(PyNetwork { inner })
     }
 
@@ -448,7 +451,7 @@ impl PyNetwork {
         let x = readonly_matrix(x, "x")?;
         let view = x.as_array();
         let net = &self.inner;
-        let out = without_gil(py, || net.check_inputs(&view, "x").map(|_| net.apply(view)))?;
+        let out = without_gil(py, || net.check_inputs(&view, "x").and_then(|_| net.apply(view)))?;
         Ok(PyArray::from_owned_array(py, out).into_any())
     }
 
@@ -500,7 +503,7 @@ impl PyNetwork {
         let (xv, gv) = (x.as_array(), g.as_array());
         check_targets(&self.inner, &xv, &gv, "g")?;
         let net = &self.inner;
-        let grads = without_gil(py, || Ok(net.backward(&net.forward(xv), gv)))?;
+        let grads = without_gil(py, || Ok(net.backward(&net.forward(xv)?, gv)))?;
         params_to_py(py, &grads)
     }
 
@@ -518,7 +521,7 @@ impl PyNetwork {
         let (xv, yv) = (x.as_array(), y.as_array());
         check_targets(&self.inner, &xv, &yv, "y")?;
         let net = &mut self.inner;
-        without_gil(py, || Ok(network::gradient_step(net, xv, yv, learning_rate)))
+        without_gil(py, || network::gradient_step(net, xv, yv, learning_rate))
     }
 
     fn norm(&self) -> f64 {
@@ -566,7 +569,7 @@ impl PyLinearized {
         let (xv, yv) = (x.as_array(), y.as_array());
         check_targets(&self.inner.base, &xv, &yv, "y")?;
         let lin = &mut self.inner;
-        without_gil(py, || Ok(lin.gradient_step(xv, yv, learning_rate)))
+        without_gil(py, || lin.gradient_step(xv, yv, learning_rate))
     }
 
     fn delta_norm(&self) -> f64 {

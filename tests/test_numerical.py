@@ -104,8 +104,31 @@ def test_finite_networks_with_builtin_numerical_activations():
     (w0, b0), (w1, b1) = net.params
     h = np.logaddexp(0, 1.2 / np.sqrt(3) * x @ w0 + 0.3 * b0)
     np.testing.assert_allclose(net.apply(x), 1.2 / 2 * h @ w1 + 0.3 * b1, rtol=1e-12)
-    with pytest.raises(ValueError, match="activation"):
-        ntkfast.MLP(1, A.Numerical(np.tanh), b_std=0.1).init(3, width=4)
+
+
+def test_finite_networks_with_python_activations():
+    """A Python callable is evaluated once per layer on the whole batch; without dfn, phi' comes
+    from central differences."""
+    dtanh = lambda z: 1 - np.tanh(z) ** 2  # noqa: E731
+    x = inputs(5, 3, 9)
+    native = ntkfast.MLP(2, "tanh", W_std=1.4, b_std=0.2).init(3, width=6, out_dim=2, seed=1)
+    for act, rtol in ((A.Numerical(np.tanh, dtanh), 1e-14), (A.Numerical(np.tanh), 1e-8)):
+        net = ntkfast.MLP(2, act, W_std=1.4, b_std=0.2).init(3, width=6, out_dim=2, seed=1)
+        np.testing.assert_allclose(net.apply(x), native.apply(x), rtol=1e-14)
+        np.testing.assert_allclose(net.ntk(x), native.ntk(x), rtol=rtol)
+    calls = []
+
+    def counted(z):
+        calls.append(z.shape)
+        return np.tanh(z)
+
+    net = ntkfast.MLP(2, A.Numerical(counted, dtanh), W_std=1.4).init(3, width=6, seed=1)
+    calls.clear()  # (Numerical probes fn once when built)
+    net.apply(x)
+    assert calls == [(30,), (30,)]  # one call per hidden layer: all 5 x 6 pre-activations at once
+    bad = ntkfast.MLP(1, A.Numerical(lambda z: np.where(z > 50, np.inf, z))).init(3, width=4, seed=0)
+    with pytest.raises(ValueError, match="activation: the function is not finite"):
+        bad.apply(np.full((1, 3), 100.0))
 
 
 def test_numerical_bad_input():

@@ -275,6 +275,10 @@ class Numerical(Activation):
     derivative kernel comes from differentiating the series, phi'(s z) = (1/s) sum_k sqrt(k + 1)
     a_(k+1) h_k(z) (equivalently, Price's theorem: Sigma-dot = d Sigma-hat / d q12).
 
+    Finite networks (``MLP.init``) call ``fn`` (and ``dfn``) once per hidden layer on all the
+    layer's pre-activations, flattened; without ``dfn`` they take phi' by central differences with
+    step ``1e-5 * max(1, |x|)`` (about 1e-10 relative for smooth activations).
+
     The degree adapts: it doubles (up to 2048 points, 1792 terms) until the series captures all
     but 1e-10 of E[phi^2] and E[phi'^2] for every input and layer, and each kernel entry sums only
     the terms that matter at its correlation. Accuracy: 1e-10 relative or better for smooth

@@ -67,7 +67,7 @@ impl Activation {
             Activation::Series { function: super::SeriesFunction::Builtin(builtin), .. } => {
                 builtin.value_and_derivative(x)
             }
-            // Rejected by `Network::new`.
+            // Never called: networks evaluate an external function in batches (`Network::activate`).
             Activation::Series { function: super::SeriesFunction::External, .. } => (f64::NAN, f64::NAN),
             Activation::RectifiedMonomial { degree } => {
                 // JAX differentiates (x >= 0) * x^n: the indicator has no derivative.
