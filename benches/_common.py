@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import time
+
+
+def quick_flag(doc: str, help: str | None = None) -> bool:
+    """Parses the benchmark scripts' one option, ``--quick`` (smaller problems); `doc` is the usage."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help=help)
+    return parser.parse_args().quick
 
 
 def best_time(fn, repeats: int) -> float:

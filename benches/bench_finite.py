@@ -11,12 +11,11 @@ out_dim 1, and out of memory for out_dim 10, so they are not timed.)
 
 from __future__ import annotations
 
-import argparse
 
 import numpy as np
 
 import ntkfast
-from _common import best_time, import_neural_tangents, relu_stax
+from _common import best_time, import_neural_tangents, quick_flag, relu_stax
 
 
 
@@ -34,10 +33,8 @@ def neural_tangents(depth, width, out_dim):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    n, width = (100, 256) if args.quick else (500, 1024)
+    quick = quick_flag(__doc__)
+    n, width = (100, 256) if quick else (500, 1024)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((n, 784))
     mlp = ntkfast.MLP(3, "relu", W_std=2**0.5, b_std=0.1)

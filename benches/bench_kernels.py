@@ -10,14 +10,13 @@ tensorflow==2.15.1 neural-tangents==0.6.5); its jitted kernel_fn is compiled bef
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 
 import numpy as np
 
 import ntkfast
-from _common import best_time, import_neural_tangents, relu_stax
+from _common import best_time, import_neural_tangents, quick_flag, relu_stax
 
 
 
@@ -60,10 +59,8 @@ def extra_peak_memory(n: int, d: int, dtype: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="n=1000 instead of 4000")
-    args = parser.parse_args()
-    n = 1000 if args.quick else 4000
+    quick = quick_flag(__doc__, "n=1000 instead of 4000")
+    n = 1000 if quick else 4000
     repeats = 5
     rng = np.random.default_rng(0)
     print(f"ntkfast {ntkfast.__version__}, {ntkfast.num_threads()} threads, SIMD {ntkfast.simd_level()}\n")

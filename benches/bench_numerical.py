@@ -11,14 +11,13 @@ quadrature degree and, for Erf, against its closed form.
 
 from __future__ import annotations
 
-import argparse
 
 import numpy as np
 from scipy.special import erf
 
 import ntkfast
 from ntkfast import activations as A
-from _common import best_time, import_neural_tangents
+from _common import best_time, import_neural_tangents, quick_flag
 
 W_STD, B_STD, DEPTH = 1.5, 0.1, 3
 
@@ -48,10 +47,8 @@ def neural_tangents_numerical(fn_name: str, deg: int):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="n=300 instead of 1000")
-    args = parser.parse_args()
-    n = 300 if args.quick else 1000
+    quick = quick_flag(__doc__, "n=300 instead of 1000")
+    n = 300 if quick else 1000
     repeats = 3
     x = np.random.default_rng(0).standard_normal((n, 784))
     print(f"ntkfast {ntkfast.__version__}, {ntkfast.num_threads()} threads; NNGP + NTK of ({n}, 784), "

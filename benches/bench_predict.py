@@ -11,13 +11,12 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 
 import numpy as np
 
 import ntkfast
-from _common import best_time, import_neural_tangents, relu_stax
+from _common import best_time, import_neural_tangents, quick_flag, relu_stax
 
 
 
@@ -39,11 +38,9 @@ def neural_tangents_predict(x_train, y_train, x_test):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
+    quick = quick_flag(__doc__)
     rng = np.random.default_rng(0)
-    n_train, n_test, n_eig = (500, 100, 1000) if args.quick else (2000, 500, 4000)
+    n_train, n_test, n_eig = (500, 100, 1000) if quick else (2000, 500, 4000)
     print(f"ntkfast {ntkfast.__version__}, {ntkfast.num_threads()} threads, "
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')}\n")
 
