@@ -60,9 +60,9 @@ fn kernel_outputs<'py, A: Dimension, T: Element>(py: Python<'py>, k: Kernels<Arr
     if k.series_tail > crate::series::TAIL_WARNING {
         let message = format!(
             "the numerical activation's Hermite series did not converge at the largest quadrature degree ({}): \
-             {:.1e} of E[phi^2] lies beyond its last term, so kernel entries may be off by up to about that much \
-             relative. Steep activations at large pre-activation variance cause this: rescale the inputs or \
-             reduce W_std / b_std.",
+             {:.1e} of E[phi^2] or E[phi'^2] lies beyond its last term, so kernel entries may be off by up to about that much \
+             relative. Kinks (ELU, SELU) and steep activations at large pre-activation variance cause this: \
+             rescale the inputs or reduce W_std / b_std for the latter.",
             crate::series::MAX_DEGREE,
             k.series_tail
         );
