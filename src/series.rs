@@ -141,17 +141,14 @@ struct LayerSeries {
     derived: bool,
 }
 
-fn layer_series(f: &dyn PointwiseFn, q: &[f64], rule: &Rule) -> Result<LayerSeries, Error> {
-    let Rule { nodes, weights, basis, terms } = rule;
-    let (terms, (n, d)) = (*terms, (q.len(), nodes.len()));
-    let sigma: Vec<f64> = q.iter().map(|&v| v.max(0.0).sqrt()).collect();
-    // Inputs of zero variance are evaluated at +-h too, for phi'(0) by central differences.
-    const H: f64 = 1e-5;
-    let mut points = Vec::with_capacity(n * d + 2);
-    for &s in &sigma {
+/// phi (and phi' when `f` has it: the flag) at s_i z_m for every input i and node z_m,
+/// input-major, followed by phi at the `extra` points.
+fn evaluate(f: &dyn PointwiseFn, sigma: &[f64], nodes: &[f64], extra: &[f64]) -> Result<(Vec<f64>, Vec<f64>, bool), Error> {
+    let mut points = Vec::with_capacity(sigma.len() * nodes.len() + extra.len());
+    for &s in sigma {
         points.extend(nodes.iter().map(|&z| s * z));
     }
-    points.extend([H, -H]);
+    points.extend(extra);
     let mut value = vec![0.0; points.len()];
     let mut slope = vec![0.0; points.len()];
     let has_slope = f.eval(&points, &mut value, &mut slope)?;
@@ -163,14 +160,68 @@ fn layer_series(f: &dyn PointwiseFn, q: &[f64], rule: &Rule) -> Result<LayerSeri
             return Err(Error::invalid("activation", format!("the {what} is not finite at x = {}", points[bad])));
         }
     }
+    Ok((value, slope, has_slope))
+}
+
+/// sum_m w_m v_im^2 for each row i of the (n, d) values.
+fn second_moments(values: &[f64], weights: &[f64]) -> Vec<f64> {
+    values.chunks_exact(weights.len()).map(|row| row.iter().zip(weights).map(|(v, w)| w * v * v).sum()).collect()
+}
+
+/// An estimate of the relative error of the diagonal moments E[phi^2] (and E[phi'^2] when `f`
+/// has phi') that the `degree`-point rule gave as `nngp_diag` / `dot_diag`, from the same moments
+/// by rules of half and a quarter of the degree: with changes c1 (quarter to half) and c2 (half
+/// to full), convergence at the rate r = c2 / c1 leaves about c2 r / (1 - r). Smooth integrands
+/// converge geometrically (r tiny, so is the estimate); kinks converge algebraically (r ~ 1/2,
+/// estimate ~ c2) and so are caught, which the series tail cannot see.
+fn quadrature_error(
+    f: &dyn PointwiseFn,
+    q: &[f64],
+    degree: usize,
+    nngp_diag: &[f64],
+    dot_diag: Option<&[f64]>,
+) -> Result<f64, Error> {
+    if degree < 8 {
+        return Ok(0.0);
+    }
+    let sigma: Vec<f64> = q.iter().map(|&v| v.max(0.0).sqrt()).collect();
+    let mut coarser = Vec::with_capacity(2);
+    for d in [degree / 2, degree / 4] {
+        let rule = hermite::rule(d)?;
+        let (value, slope, has_slope) = evaluate(f, &sigma, &rule.nodes, &[])?;
+        let dot = (has_slope && dot_diag.is_some()).then(|| second_moments(&slope, &rule.weights));
+        coarser.push((second_moments(&value, &rule.weights), dot));
+    }
+    let estimate = |full: f64, half: f64, quarter: f64| {
+        let (c1, c2) = ((half - quarter).abs(), (full - half).abs());
+        let rate = if c1 > 0.0 { (c2 / c1).min(0.9) } else { 0.0 };
+        let error = if c1 > 0.0 { c2 * rate / (1.0 - rate) } else { c2 };
+        if full > 0.0 { error / full } else { 0.0 }
+    };
+    let mut worst: f64 = 0.0;
+    for i in 0..q.len() {
+        worst = worst.max(estimate(nngp_diag[i], coarser[0].0[i], coarser[1].0[i]));
+        if let (Some(dot), Some(half), Some(quarter)) = (dot_diag, &coarser[0].1, &coarser[1].1) {
+            worst = worst.max(estimate(dot[i], half[i], quarter[i]));
+        }
+    }
+    Ok(worst)
+}
+
+fn layer_series(f: &dyn PointwiseFn, q: &[f64], rule: &Rule) -> Result<LayerSeries, Error> {
+    let Rule { nodes, weights, basis, terms } = rule;
+    let (terms, (n, d)) = (*terms, (q.len(), nodes.len()));
+    let sigma: Vec<f64> = q.iter().map(|&v| v.max(0.0).sqrt()).collect();
+    // Inputs of zero variance are evaluated at +-h too, for phi'(0) by central differences.
+    const H: f64 = 1e-5;
+    let (value, slope, has_slope) = evaluate(f, &sigma, nodes, &[H, -H])?;
     let phi = ArrayView2::from_shape((n, d), &value[..n * d]).expect("n * d");
     let a = matmul(phi, basis.view())?;
-    let nngp_diag: Vec<f64> = (0..n).map(|i| (0..d).map(|m| weights[m] * phi[[i, m]] * phi[[i, m]]).sum()).collect();
+    let nngp_diag = second_moments(&value[..n * d], weights);
     let (b, dot_diag) = if has_slope {
         let dphi = ArrayView2::from_shape((n, d), &slope[..n * d]).expect("n * d");
         let b = matmul(dphi, basis.view())?;
-        let diag = (0..n).map(|i| (0..d).map(|m| weights[m] * dphi[[i, m]] * dphi[[i, m]]).sum()).collect();
-        (b, diag)
+        (b, second_moments(&slope[..n * d], weights))
     } else {
         // phi'(s z) = (1/s) sum_k sqrt(k + 1) a_(k+1) h_k(z): the derivative of the series.
         let central = (value[n * d] - value[n * d + 1]) / (2.0 * H);
@@ -192,16 +243,18 @@ fn layer_series(f: &dyn PointwiseFn, q: &[f64], rule: &Rule) -> Result<LayerSeri
 /// The largest quadrature degree the adaptive rule goes to (1792 series terms).
 pub const MAX_DEGREE: usize = 2048;
 
-/// Relative truncation error of the series on the diagonal (sum_(k >= terms) a_k^2 / E[phi^2],
-/// likewise for phi') above which the degree is doubled.
+/// The error estimate above which the degree is doubled. The estimate (`Series::tail`) is the
+/// largest of: the series' relative truncation error on the diagonal (sum_(k >= terms) a_k^2 /
+/// E[phi^2], likewise for phi'), and the quadrature's own error on E[phi^2] and E[phi'^2]
+/// (`quadrature_error`, e.g. at kinks).
 pub const TAIL_TOLERANCE: f64 = 1e-10;
 
-/// The tail above which the series has not converged even at `MAX_DEGREE` (kernel entries may be
-/// off by about the tail, relative): the Python binding warns.
+/// The error estimate above which the series has not converged even at `MAX_DEGREE` (kernel
+/// entries may be off by about that much, relative): the Python binding warns.
 pub const TAIL_WARNING: f64 = 1e-8;
 
 /// A series activation's per-layer tables, with the quadrature degree they came from and the
-/// largest relative tail of the series met (the truncation error on the diagonal).
+/// largest error estimate met (see `TAIL_TOLERANCE`).
 pub struct Series {
     pub tables: Tables<f64>,
     pub degree: usize,
@@ -209,9 +262,8 @@ pub struct Series {
 }
 
 /// The diagonal recursion of an MLP with a series activation, and the per-layer tables. The
-/// quadrature degree starts at `degree` and doubles (up to `max_degree`) while the series misses
-/// more than `TAIL_TOLERANCE` of phi's or phi''s second moment for some input: steep activations
-/// at large variance need more terms.
+/// quadrature degree starts at `degree` and doubles (up to `max_degree`) while the error estimate
+/// exceeds `TAIL_TOLERANCE` for some input: steep activations at large variance need more terms.
 pub fn diagonal(
     steps: &[DenseStep<f64>],
     f: &dyn PointwiseFn,
@@ -229,7 +281,7 @@ pub fn diagonal(
     }
 }
 
-/// `diagonal` at one degree; also returns the largest relative tail met.
+/// `diagonal` at one degree; also returns the largest error estimate met.
 fn diagonal_at(
     steps: &[DenseStep<f64>],
     f: &dyn PointwiseFn,
@@ -273,6 +325,8 @@ fn diagonal_at(
             let dot_tail = if series.derived { last_eighth(b, dot) } else { captured(b, dot) };
             tail = tail.max(captured(series.a.row(i), series.nngp_diag[i])).max(dot_tail);
         }
+        let dot = (!series.derived).then_some(series.dot_diag.as_slice());
+        tail = tail.max(quadrature_error(f, &q, degree, &series.nngp_diag, dot)?);
         for i in 0..n {
             let index = layer * n + i;
             variances[index] = q[i];

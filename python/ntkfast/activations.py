@@ -279,13 +279,14 @@ class Numerical(Activation):
     layer's pre-activations, flattened; without ``dfn`` they take phi' by central differences with
     step ``1e-5 * max(1, |x|)`` (about 1e-10 relative for smooth activations).
 
-    The degree adapts: it doubles (up to 2048 points, 1792 terms) until the series captures all
-    but 1e-10 of E[phi^2] and E[phi'^2] for every input and layer, and each kernel entry sums only
-    the terms that matter at its correlation. Accuracy: 1e-10 relative or better for smooth
-    activations at pre-activation variances up to about 25 (tanh, sigmoid) or 100 (softplus,
-    SiLU). Beyond, and for activations with kinks (ELU, SELU), the series converges slowly; when
-    it has not converged at the largest degree the kernel comes with a ``RuntimeWarning`` that
-    gives the size of the missing tail (about the relative error of the entries).
+    The degree adapts: it doubles (up to 2048 points, 1792 terms) until, for every input and
+    layer, the series captures all but 1e-10 of E[phi^2] and E[phi'^2] and these moments agree
+    with those of coarser rules (which catches integrands the rule does not resolve); each kernel
+    entry sums only the terms that matter at its correlation. Accuracy: 1e-10 relative or better
+    for smooth activations at pre-activation variances up to about 10 (tanh), 25 (sigmoid) or 100
+    (softplus, SiLU). Steeper cases, and activations with kinks, converge slowly: ELU and SELU
+    kernels are good to about 1e-7 (NNGP) and 1e-4 (NTK). When the estimate of the error is
+    above 1e-8 at the largest degree, the kernel comes with a ``RuntimeWarning`` that gives it.
     """
 
     _core_name = "external"
