@@ -54,10 +54,10 @@ pub struct Want {
 pub struct Kernels<A> {
     pub nngp: Option<A>,
     pub ntk: Option<A>,
-    /// For a numerical (series) activation: the largest relative tail of its Hermite series
-    /// (`series::Series::tail`), above `series::TAIL_TOLERANCE` when even the largest degree
+    /// For a numerical (series) activation: the estimate of its relative error
+    /// (`series::Series::error`), above `series::ERROR_TOLERANCE` when even the largest degree
     /// did not converge; 0 for closed forms.
-    pub series_tail: f64,
+    pub series_error: f64,
 }
 
 /// Mean squared feature of each row, x.x/d, in f64; rejects non-finite rows.
@@ -166,7 +166,7 @@ pub fn gram_diagonal_with<T: Real>(
     Ok(Kernels {
         nngp: want.nngp.then(|| to_array(&diag.nngp)),
         ntk: want.ntk.then(|| to_array(&diag.ntk)),
-        series_tail: series.map_or(0.0, |s| s.tail),
+        series_error: series.map_or(0.0, |s| s.error),
     })
 }
 
@@ -207,7 +207,7 @@ pub fn gram_with<T: Real>(
         // x2 needed more terms than x1: redo x1 at exactly x2's degree
         (diag1, series1) = diagonal_of::<T>(mlp, &x1, "x1", external, (s2.degree, s2.degree))?;
     }
-    let series_tail = [&series1, &series2].iter().filter_map(|s| s.as_ref()).map(|s| s.tail).fold(0.0, f64::max);
+    let series_error = [&series1, &series2].iter().filter_map(|s| s.as_ref()).map(|s| s.error).fold(0.0, f64::max);
     let (tables1, tables2) = (series1.map(|s| s.tables), series2.map(|s| s.tables));
     let (n1, n2) = (x1.nrows(), x2.as_ref().map_or(x1.nrows(), |x| x.nrows()));
     let outputs = want.nngp as u128 + want.ntk as u128;
@@ -241,7 +241,7 @@ pub fn gram_with<T: Real>(
         None => mlp.activation.with_dual::<T, _>(job),
     }
     let shape = |v: Vec<T>| Array2::from_shape_vec((n1, n2), v).expect("length is n1 * n2");
-    Ok(Kernels { nngp: want.nngp.then(|| shape(nngp)), ntk: want.ntk.then(|| shape(ntk)), series_tail })
+    Ok(Kernels { nngp: want.nngp.then(|| shape(nngp)), ntk: want.ntk.then(|| shape(ntk)), series_error })
 }
 
 /// A row-major output matrix shared by the tile workers; every tile writes a disjoint block

@@ -26,6 +26,9 @@ pub fn terms_of(degree: usize) -> usize {
     degree - degree / 8
 }
 
+/// How many rules the cache keeps at most.
+const CACHED_RULES: usize = 24;
+
 /// The cached rule of `degree` points.
 pub fn rule(degree: usize) -> Result<Arc<Rule>, Error> {
     static CACHE: OnceLock<Mutex<HashMap<usize, Arc<Rule>>>> = OnceLock::new();
@@ -38,7 +41,13 @@ pub fn rule(degree: usize) -> Result<Arc<Rule>, Error> {
     let terms = terms_of(degree);
     let basis = weighted_hermite(&nodes, &weights, terms);
     let rule = Arc::new(Rule { nodes, weights, basis, terms });
-    cache.lock().unwrap_or_else(|e| e.into_inner()).insert(degree, rule.clone());
+    let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+    // The adaptive degrees are few (powers of two times the user's degree), but a caller looping
+    // over degrees must not grow the cache without bound (a 2048-point rule holds 29 MB).
+    if cache.len() >= CACHED_RULES {
+        cache.clear();
+    }
+    cache.insert(degree, rule.clone());
     Ok(rule)
 }
 
@@ -133,7 +142,9 @@ mod tests {
         assert!(rule.nodes.iter().chain(&rule.weights).all(|v| v.is_finite()));
         assert!(rule.nodes.windows(2).all(|p| p[0] < p[1]));
         let coefficients = |f: &dyn Fn(f64) -> f64| -> Vec<f64> {
-            (0..rule.terms).map(|k| rule.nodes.iter().enumerate().map(|(m, &z)| f(z) * rule.basis[[m, k]]).sum()).collect()
+            (0..rule.terms)
+                .map(|k| rule.nodes.iter().enumerate().map(|(m, &z)| f(z) * rule.basis[[m, k]]).sum())
+                .collect()
         };
         // sin(w z) = e^(-w^2 / 2) sum_(k odd) (-1)^((k - 1) / 2) w^k / sqrt(k!) h_k(z): for w = 30 the
         // weight sits near k = 900, and Parseval (sum a_k^2 = E[sin^2]) needs every one of them

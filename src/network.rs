@@ -178,7 +178,10 @@ impl Network {
         match &self.external {
             None => {
                 let act = self.activation;
-                Zip::from(&mut h).and(&mut slope).and(z).par_for_each(|h, s, &z| (*h, *s) = act.value_and_derivative(z));
+                Zip::from(&mut h)
+                    .and(&mut slope)
+                    .and(z)
+                    .par_for_each(|h, s, &z| (*h, *s) = act.value_and_derivative(z));
             }
             Some(ExternalFn(f)) => {
                 let z = z.as_standard_layout();
@@ -189,7 +192,8 @@ impl Network {
                 }
                 let bad = hs.iter().chain(ss.iter()).position(|v| !v.is_finite());
                 if let Some(bad) = bad {
-                    let (what, at) = if bad < zs.len() { ("function", zs[bad]) } else { ("derivative", zs[bad - zs.len()]) };
+                    let (what, at) =
+                        if bad < zs.len() { ("function", zs[bad]) } else { ("derivative", zs[bad - zs.len()]) };
                     return Err(Error::invalid("activation", format!("the {what} is not finite at x = {at}")));
                 }
             }
@@ -480,7 +484,8 @@ mod tests {
         use crate::series::Builtin;
         let builtin = Activation::Series { function: SeriesFunction::Builtin(Builtin::Tanh), degree: 128 };
         let (mlp, net) = tiny(builtin, Parameterization::Ntk, 2);
-        let external = Mlp { activation: Activation::Series { function: SeriesFunction::External, degree: 128 }, ..mlp };
+        let external =
+            Mlp { activation: Activation::Series { function: SeriesFunction::External, degree: 128 }, ..mlp };
         assert!(Network::new(&external, net.layers.clone(), None).is_err());
         let other = Network::new(&external, net.layers.clone(), Some(ExternalFn(Arc::new(ExternalTanh)))).unwrap();
         let (a, b) = (net.forward(inputs().view()).unwrap(), other.forward(inputs().view()).unwrap());

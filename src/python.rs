@@ -55,16 +55,19 @@ fn outputs<'py, A: Dimension, T: Element>(
     (k.nngp.map(wrap), k.ntk.map(wrap))
 }
 
-/// `outputs` of a kernel, warning when a numerical activation's series did not converge.
-fn kernel_outputs<'py, A: Dimension, T: Element>(py: Python<'py>, k: Kernels<Array<T, A>>) -> PyResult<KernelPair<'py>> {
-    if k.series_tail > crate::series::TAIL_WARNING {
+/// `outputs` of a kernel, warning when a numerical activation's quadrature did not converge.
+fn kernel_outputs<'py, A: Dimension, T: Element>(
+    py: Python<'py>,
+    k: Kernels<Array<T, A>>,
+) -> PyResult<KernelPair<'py>> {
+    if k.series_error > crate::series::ERROR_WARNING {
         let message = format!(
-            "the numerical activation's Hermite series did not converge at the largest quadrature degree ({}): \
-             {:.1e} of E[phi^2] or E[phi'^2] lies beyond its last term, so kernel entries may be off by up to about that much \
-             relative. Kinks (ELU, SELU) and steep activations at large pre-activation variance cause this: \
-             rescale the inputs or reduce W_std / b_std for the latter.",
+            "the numerical activation's quadrature did not converge at the largest degree ({}): its estimated \
+             relative error is {:.1e}, and kernel entries may be off by up to about that much. Kinks (ELU, SELU) \
+             and steep activations at large pre-activation variance cause this: rescale the inputs or reduce \
+             W_std / b_std for the latter.",
             crate::series::MAX_DEGREE,
-            k.series_tail
+            k.series_error
         );
         let category = py.get_type::<pyo3::exceptions::PyRuntimeWarning>();
         let message = std::ffi::CString::new(message).expect("no NUL in the message");
@@ -424,7 +427,8 @@ impl PyNetwork {
     fn new(spec: &Bound<'_, PyMlp>, params: &Bound<'_, PyAny>) -> PyResult<Self> {
         let layers = params_from_py(params)?;
         let spec = spec.get();
-        let external = spec.external.clone().map(|f| network::ExternalFn(f as Arc<dyn crate::series::PointwiseFn + Send>));
+        let external =
+            spec.external.clone().map(|f| network::ExternalFn(f as Arc<dyn crate::series::PointwiseFn + Send>));
         let inner = Network::new(&spec.inner, layers, external).map_err(to_py_err)?;
         Ok(PyNetwork { inner })
     }

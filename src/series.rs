@@ -143,7 +143,12 @@ struct LayerSeries {
 
 /// phi (and phi' when `f` has it: the flag) at s_i z_m for every input i and node z_m,
 /// input-major, followed by phi at the `extra` points.
-fn evaluate(f: &dyn PointwiseFn, sigma: &[f64], nodes: &[f64], extra: &[f64]) -> Result<(Vec<f64>, Vec<f64>, bool), Error> {
+fn evaluate(
+    f: &dyn PointwiseFn,
+    sigma: &[f64],
+    nodes: &[f64],
+    extra: &[f64],
+) -> Result<(Vec<f64>, Vec<f64>, bool), Error> {
     let mut points = Vec::with_capacity(sigma.len() * nodes.len() + extra.len());
     for &s in sigma {
         points.extend(nodes.iter().map(|&z| s * z));
@@ -163,9 +168,14 @@ fn evaluate(f: &dyn PointwiseFn, sigma: &[f64], nodes: &[f64], extra: &[f64]) ->
     Ok((value, slope, has_slope))
 }
 
-/// sum_m w_m v_im^2 for each row i of the (n, d) values.
+/// sum_m w_m v_m^2.
+fn second_moment(values: &[f64], weights: &[f64]) -> f64 {
+    values.iter().zip(weights).map(|(v, w)| w * v * v).sum()
+}
+
+/// `second_moment` of each row of the (n, d) values.
 fn second_moments(values: &[f64], weights: &[f64]) -> Vec<f64> {
-    values.chunks_exact(weights.len()).map(|row| row.iter().zip(weights).map(|(v, w)| w * v * v).sum()).collect()
+    values.chunks_exact(weights.len()).map(|row| second_moment(row, weights)).collect()
 }
 
 /// An estimate of the relative error of the diagonal moments E[phi^2] (and E[phi'^2] when `f`
@@ -184,14 +194,20 @@ fn quadrature_error(
     if degree < 8 {
         return Ok(0.0);
     }
-    let sigma: Vec<f64> = q.iter().map(|&v| v.max(0.0).sqrt()).collect();
-    let mut coarser = Vec::with_capacity(2);
-    for d in [degree / 2, degree / 4] {
-        let rule = hermite::rule(d)?;
-        let (value, slope, has_slope) = evaluate(f, &sigma, &rule.nodes, &[])?;
-        let dot = (has_slope && dot_diag.is_some()).then(|| second_moments(&slope, &rule.weights));
-        coarser.push((second_moments(&value, &rule.weights), dot));
-    }
+    let (half, quarter) = (hermite::rule(degree / 2)?, hermite::rule(degree / 4)?);
+    // one call for both rules' nodes (a Python function is called once)
+    let nodes: Vec<f64> = half.nodes.iter().chain(&quarter.nodes).copied().collect();
+    let (value, slope, has_slope) = evaluate(f, &sigmas(q), &nodes, &[])?;
+    let split = half.nodes.len();
+    // per input: (moment by the half rule, by the quarter rule)
+    let moments = |values: &[f64]| -> Vec<(f64, f64)> {
+        values
+            .chunks_exact(nodes.len())
+            .map(|row| (second_moment(&row[..split], &half.weights), second_moment(&row[split..], &quarter.weights)))
+            .collect()
+    };
+    let coarse_nngp = moments(&value);
+    let coarse_dot = (has_slope && dot_diag.is_some()).then(|| moments(&slope));
     let estimate = |full: f64, half: f64, quarter: f64| {
         let (c1, c2) = ((half - quarter).abs(), (full - half).abs());
         let rate = if c1 > 0.0 { (c2 / c1).min(0.9) } else { 0.0 };
@@ -200,18 +216,23 @@ fn quadrature_error(
     };
     let mut worst: f64 = 0.0;
     for i in 0..q.len() {
-        worst = worst.max(estimate(nngp_diag[i], coarser[0].0[i], coarser[1].0[i]));
-        if let (Some(dot), Some(half), Some(quarter)) = (dot_diag, &coarser[0].1, &coarser[1].1) {
-            worst = worst.max(estimate(dot[i], half[i], quarter[i]));
+        worst = worst.max(estimate(nngp_diag[i], coarse_nngp[i].0, coarse_nngp[i].1));
+        if let (Some(dot), Some(coarse)) = (dot_diag, &coarse_dot) {
+            worst = worst.max(estimate(dot[i], coarse[i].0, coarse[i].1));
         }
     }
     Ok(worst)
 }
 
+/// Standard deviations of the variances `q`.
+fn sigmas(q: &[f64]) -> Vec<f64> {
+    q.iter().map(|&v| v.max(0.0).sqrt()).collect()
+}
+
 fn layer_series(f: &dyn PointwiseFn, q: &[f64], rule: &Rule) -> Result<LayerSeries, Error> {
     let Rule { nodes, weights, basis, terms } = rule;
     let (terms, (n, d)) = (*terms, (q.len(), nodes.len()));
-    let sigma: Vec<f64> = q.iter().map(|&v| v.max(0.0).sqrt()).collect();
+    let sigma = sigmas(q);
     // Inputs of zero variance are evaluated at +-h too, for phi'(0) by central differences.
     const H: f64 = 1e-5;
     let (value, slope, has_slope) = evaluate(f, &sigma, nodes, &[H, -H])?;
@@ -243,27 +264,27 @@ fn layer_series(f: &dyn PointwiseFn, q: &[f64], rule: &Rule) -> Result<LayerSeri
 /// The largest quadrature degree the adaptive rule goes to (1792 series terms).
 pub const MAX_DEGREE: usize = 2048;
 
-/// The error estimate above which the degree is doubled. The estimate (`Series::tail`) is the
+/// The error estimate above which the degree is doubled. The estimate (`Series::error`) is the
 /// largest of: the series' relative truncation error on the diagonal (sum_(k >= terms) a_k^2 /
 /// E[phi^2], likewise for phi'), and the quadrature's own error on E[phi^2] and E[phi'^2]
 /// (`quadrature_error`, e.g. at kinks).
-pub const TAIL_TOLERANCE: f64 = 1e-10;
+pub const ERROR_TOLERANCE: f64 = 1e-10;
 
 /// The error estimate above which the series has not converged even at `MAX_DEGREE` (kernel
 /// entries may be off by about that much, relative): the Python binding warns.
-pub const TAIL_WARNING: f64 = 1e-8;
+pub const ERROR_WARNING: f64 = 1e-8;
 
 /// A series activation's per-layer tables, with the quadrature degree they came from and the
-/// largest error estimate met (see `TAIL_TOLERANCE`).
+/// largest error estimate met (see `ERROR_TOLERANCE`).
 pub struct Series {
     pub tables: Tables<f64>,
     pub degree: usize,
-    pub tail: f64,
+    pub error: f64,
 }
 
 /// The diagonal recursion of an MLP with a series activation, and the per-layer tables. The
 /// quadrature degree starts at `degree` and doubles (up to `max_degree`) while the error estimate
-/// exceeds `TAIL_TOLERANCE` for some input: steep activations at large variance need more terms.
+/// exceeds `ERROR_TOLERANCE` for some input: steep activations at large variance need more terms.
 pub fn diagonal(
     steps: &[DenseStep<f64>],
     f: &dyn PointwiseFn,
@@ -273,9 +294,9 @@ pub fn diagonal(
 ) -> Result<(Diagonal, Series), Error> {
     let mut degree = degree;
     loop {
-        let (diag, tables, tail) = diagonal_at(steps, f, degree, input_variance)?;
-        if tail <= TAIL_TOLERANCE || degree >= max_degree {
-            return Ok((diag, Series { tables, degree, tail }));
+        let (diag, tables, error) = diagonal_at(steps, f, degree, input_variance)?;
+        if error <= ERROR_TOLERANCE || degree >= max_degree {
+            return Ok((diag, Series { tables, degree, error }));
         }
         degree = (2 * degree).min(max_degree);
     }
@@ -298,7 +319,7 @@ fn diagonal_at(
         Tables { inv_sigma: vec![0.0; len], a: vec![0.0; terms * len], b: vec![0.0; terms * len], len, terms };
     let mut variances = vec![0.0; len];
     let mut peak: f64 = 0.0;
-    let mut tail: f64 = 0.0;
+    let mut error: f64 = 0.0;
     let track = |peak: f64, v: f64| if v.is_finite() { peak.max(v.abs()) } else { f64::INFINITY };
     let mut sigma_hat = input_variance.to_vec();
     let mut theta_hat = vec![0.0; n];
@@ -323,10 +344,10 @@ fn diagonal_at(
             };
             let (b, dot) = (series.b.row(i), series.dot_diag[i]);
             let dot_tail = if series.derived { last_eighth(b, dot) } else { captured(b, dot) };
-            tail = tail.max(captured(series.a.row(i), series.nngp_diag[i])).max(dot_tail);
+            error = error.max(captured(series.a.row(i), series.nngp_diag[i])).max(dot_tail);
         }
         let dot = (!series.derived).then_some(series.dot_diag.as_slice());
-        tail = tail.max(quadrature_error(f, &q, degree, &series.nngp_diag, dot)?);
+        error = error.max(quadrature_error(f, &q, degree, &series.nngp_diag, dot)?);
         for i in 0..n {
             let index = layer * n + i;
             variances[index] = q[i];
@@ -343,7 +364,7 @@ fn diagonal_at(
     let ntk: Vec<f64> = (0..n).map(|i| readout.theta::<crate::float::Separate>(sigma_hat[i], theta_hat[i])).collect();
     let nngp: Vec<f64> = sigma_hat.iter().map(|&s| readout.sigma::<crate::float::Separate>(s)).collect();
     peak = ntk.iter().chain(&nngp).fold(peak, |p, &v| track(p, v));
-    Ok((Diagonal { variances, nngp, ntk, peak }, tables, tail))
+    Ok((Diagonal { variances, nngp, ntk, peak }, tables, error))
 }
 
 /// The dual of a series activation over both inputs' tables.

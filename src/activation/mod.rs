@@ -180,7 +180,10 @@ impl Activation {
                 want(1)?;
                 let degree = params[0];
                 if degree.fract() != 0.0 || !(4.0..=crate::series::MAX_DEGREE as f64).contains(&degree) {
-                    return Err(Error::invalid("degree", format!("must be an integer from 4 to {}, got {degree}", crate::series::MAX_DEGREE)));
+                    return Err(Error::invalid(
+                        "degree",
+                        format!("must be an integer from 4 to {}, got {degree}", crate::series::MAX_DEGREE),
+                    ));
                 }
                 Activation::Series { function, degree: degree as u32 }
             }
