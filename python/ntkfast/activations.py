@@ -117,10 +117,9 @@ class Abs(ABRelu):
         super().__init__(-1.0, 1.0)
 
 
-class Erf(Activation):
-    """``a * erf(b * x) + c`` (Williams 1997)."""
+class _OfAffine(Activation):
+    """An activation of the family ``a * f(b * x + ...) + ...`` with parameters (a, b, c)."""
 
-    _core_name = "erf"
     _fields = ("a", "b", "c")
 
     def __init__(self, a: float = 1.0, b: float = 1.0, c: float = 0.0):
@@ -130,6 +129,12 @@ class Erf(Activation):
 
     def _core_params(self) -> tuple[float, ...]:
         return (self.a, self.b, self.c)
+
+
+class Erf(_OfAffine):
+    """``a * erf(b * x) + c`` (Williams 1997)."""
+
+    _core_name = "erf"
 
 
 class SigmoidLike(Erf):
@@ -159,19 +164,10 @@ class Identity(Activation):
     _core_name = "identity"
 
 
-class Sin(Activation):
+class Sin(_OfAffine):
     """``a * sin(b * x + c)``."""
 
     _core_name = "sin"
-    _fields = ("a", "b", "c")
-
-    def __init__(self, a: float = 1.0, b: float = 1.0, c: float = 0.0):
-        self.a = _finite(a, "a")
-        self.b = _finite(b, "b")
-        self.c = _finite(c, "c")
-
-    def _core_params(self) -> tuple[float, ...]:
-        return (self.a, self.b, self.c)
 
 
 class Cos(Sin):
