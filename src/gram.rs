@@ -433,54 +433,93 @@ struct TileJob<'a, T, D> {
     row_stats: &'a mut Vec<T>,
 }
 
+impl<T: Real, D: Dual<T>> TileJob<'_, T, D> {
+    /// Row r of the tile (input i = rows.start + r): its (sigma, theta) segments, the first column
+    /// computed, and that column's index.
+    ///
+    /// SAFETY: the caller holds the only access to the tile, and uses one row's slices at a time.
+    #[inline(always)]
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn row_segments(&self, r: usize) -> (&mut [T], &mut [T], usize) {
+        let skip = if self.upper_only { r } else { 0 };
+        let len = self.cols.len() - skip;
+        let col0 = self.cols.start + skip;
+        unsafe {
+            let sigma = std::slice::from_raw_parts_mut(self.sigma.at(self.origin.0 + r, self.origin.1 + skip), len);
+            let theta = if self.theta.present {
+                std::slice::from_raw_parts_mut(self.theta.at(self.rows.start + r, col0), len)
+            } else {
+                &mut []
+            };
+            (sigma, theta, col0)
+        }
+    }
+}
+
 impl<T: Real, D: Dual<T>> Vectorized for TileJob<'_, T, D> {
     type Output = ();
 
     #[inline(always)]
     fn run<M: MulAdd>(self) {
-        let width = self.cols.len();
+        if self.theta.present { self.run_rows::<M, true>() } else { self.run_rows::<M, false>() }
+    }
+}
+
+impl<T: Real, D: Dual<T>> TileJob<'_, T, D> {
+    #[inline(always)]
+    fn run_rows<M: MulAdd, const NTK: bool>(self) {
         let depth = self.steps.len() - 1;
-        let (row_q, row_aux) = self.row_stats.split_at_mut(depth);
         let rows = self.rows_stats;
+        let n = rows.n;
+        if D::LAYER_MAJOR {
+            // one layer over every row, then the next: the columns' tables of a layer stay in cache
+            for layer in 0..depth {
+                for (r, i) in self.rows.clone().enumerate() {
+                    let row_input = (rows.q[layer * n + i], rows.aux[layer * n + i]);
+                    // SAFETY: this worker's tile, one row at a time.
+                    let (sigma, theta, col0) = unsafe { self.row_segments(r) };
+                    recursion::row_layer::<T, D, M, NTK>(
+                        self.steps,
+                        self.dual,
+                        layer,
+                        row_input,
+                        (i, n),
+                        self.cols_stats,
+                        col0,
+                        sigma,
+                        theta,
+                    );
+                }
+            }
+            for r in 0..self.rows.len() {
+                let (sigma, theta, _) = unsafe { self.row_segments(r) };
+                recursion::row_readout::<T, M, NTK>(&self.steps[depth], depth == 0, sigma, theta);
+            }
+            return;
+        }
+        // every layer on one row while it sits in cache, then the next row
+        // (the scratch is taken out of `self` for the loop and put back for the next tile)
+        let mut stats = std::mem::take(self.row_stats);
+        let (row_q, row_aux) = stats.split_at_mut(depth);
         for (r, i) in self.rows.clone().enumerate() {
             for layer in 0..depth {
-                row_q[layer] = rows.q[layer * rows.n + i];
-                row_aux[layer] = rows.aux[layer * rows.n + i];
+                row_q[layer] = rows.q[layer * n + i];
+                row_aux[layer] = rows.aux[layer * n + i];
             }
-            let skip = if self.upper_only { r } else { 0 };
-            let len = width - skip;
-            let col0 = self.cols.start + skip;
-            // SAFETY: row r of the tile, columns skip.., inside the buffers; no other worker
-            // touches this tile.
-            let sigma =
-                unsafe { std::slice::from_raw_parts_mut(self.sigma.at(self.origin.0 + r, self.origin.1 + skip), len) };
-            if self.theta.present {
-                let theta = unsafe { std::slice::from_raw_parts_mut(self.theta.at(i, col0), len) };
-                recursion::row::<T, D, M, true>(
-                    self.steps,
-                    self.dual,
-                    row_q,
-                    row_aux,
-                    (i, rows.n),
-                    self.cols_stats,
-                    col0,
-                    sigma,
-                    theta,
-                );
-            } else {
-                recursion::row::<T, D, M, false>(
-                    self.steps,
-                    self.dual,
-                    row_q,
-                    row_aux,
-                    (i, rows.n),
-                    self.cols_stats,
-                    col0,
-                    sigma,
-                    &mut [],
-                );
-            }
+            let (sigma, theta, col0) = unsafe { self.row_segments(r) };
+            recursion::row::<T, D, M, NTK>(
+                self.steps,
+                self.dual,
+                row_q,
+                row_aux,
+                (i, n),
+                self.cols_stats,
+                col0,
+                sigma,
+                theta,
+            );
         }
+        *self.row_stats = stats;
     }
 }
 

@@ -81,18 +81,54 @@ pub fn row<T: Real, D: Dual<T>, M: MulAdd, const NTK: bool>(
     theta: &mut [T],
 ) {
     let depth = steps.len() - 1;
+    for layer in 0..depth {
+        row_layer::<T, D, M, NTK>(
+            steps,
+            dual,
+            layer,
+            (row_q[layer], row_aux[layer]),
+            (row, row_n),
+            cols,
+            col0,
+            sigma,
+            theta,
+        );
+    }
+    row_readout::<T, M, NTK>(&steps[depth], depth == 0, sigma, theta);
+}
+
+/// Hidden layer `layer` of `row` alone (`row_input`: the row's (q, aux) at that layer), for
+/// tiles that run layer by layer (`Dual::LAYER_MAJOR`).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub fn row_layer<T: Real, D: Dual<T>, M: MulAdd, const NTK: bool>(
+    steps: &[DenseStep<T>],
+    dual: D,
+    layer: usize,
+    (q1, a1): (T, T),
+    (row, row_n): (usize, usize),
+    cols: &LayerStats<T>,
+    col0: usize,
+    sigma: &mut [T],
+    theta: &mut [T],
+) {
     let len = sigma.len();
     let theta = &mut theta[..if NTK { len } else { 0 }];
-    for (layer, step) in steps[..depth].iter().enumerate() {
-        let base = layer * cols.n + col0;
-        let q2 = &cols.q[base..][..len];
-        let a2 = &cols.aux[base..][..len];
-        let row_input = (row_q[layer], row_aux[layer], layer * row_n + row);
-        dual.layer_row::<M, NTK>((step, layer == 0), sigma, theta, row_input, q2, a2, base);
-    }
-    let readout = &steps[depth];
+    let base = layer * cols.n + col0;
+    let q2 = &cols.q[base..][..len];
+    let a2 = &cols.aux[base..][..len];
+    dual.layer_row::<M, NTK>((&steps[layer], layer == 0), sigma, theta, (q1, a1, layer * row_n + row), q2, a2, base);
+}
+
+/// The readout Dense map on a row segment; `first`: no hidden layer before it.
+#[inline(always)]
+pub fn row_readout<T: Real, M: MulAdd, const NTK: bool>(
+    readout: &DenseStep<T>,
+    first: bool,
+    sigma: &mut [T],
+    theta: &mut [T],
+) {
     if NTK {
-        let first = depth == 0;
         for (s, t) in sigma.iter_mut().zip(theta.iter_mut()) {
             let theta_hat = if first { T::ZERO } else { *t };
             *t = readout.theta::<M>(*s, theta_hat);

@@ -293,6 +293,16 @@ pub fn diagonal(
     input_variance: &[f64],
 ) -> Result<(Diagonal, Series), Error> {
     let mut degree = degree;
+    // Each try costs O(n degree terms): find the degree on a few inputs spread over the range of
+    // input variances first, then compute all at it (and go on doubling if some input needs it).
+    const PROBES: usize = 33;
+    if input_variance.len() > 2 * PROBES {
+        let mut order: Vec<usize> = (0..input_variance.len()).collect();
+        order.sort_by(|&i, &j| input_variance[i].total_cmp(&input_variance[j]));
+        let last = order.len() - 1;
+        let probes: Vec<f64> = (0..PROBES).map(|p| input_variance[order[p * last / (PROBES - 1)]]).collect();
+        degree = diagonal(steps, f, degree, max_degree, &probes)?.1.degree;
+    }
     loop {
         let (diag, tables, error) = diagonal_at(steps, f, degree, input_variance)?;
         if error <= ERROR_TOLERANCE || degree >= max_degree {
@@ -400,6 +410,8 @@ pub fn tables_as<T: Real>(tables: &Tables<f64>) -> Tables<T> {
 }
 
 impl<T: Real> Dual<T> for SeriesDual<'_, T> {
+    const LAYER_MAJOR: bool = true;
+
     #[inline(always)]
     fn aux(&self, _q: T) -> T {
         T::ZERO

@@ -36,6 +36,11 @@ use crate::spec::DenseStep;
 /// loops vectorise; what a caller does not use (Sigma-dot for an NNGP-only request) is removed
 /// by the optimiser after inlining.
 pub trait Dual<T: Real>: Copy + Send + Sync {
+    /// Whether a Gram tile should run layer by layer over all its rows rather than all layers row
+    /// by row: duals that read large per-column tables at every layer (the Hermite series) keep
+    /// one layer's tables in cache that way; closed forms keep the row in cache the other way.
+    const LAYER_MAJOR: bool = false;
+
     /// A per-input quantity the pair formula needs, computed once per input and layer rather
     /// than per entry (a square root: the entry loop then has one square root and one division).
     fn aux(&self, q: T) -> T;
