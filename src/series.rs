@@ -9,6 +9,8 @@
 //! two polynomials in rho. Without phi' the b_k follow from differentiating the series:
 //! phi'(s z) = (1/s) sum_k sqrt(k + 1) a_(k+1) h_k(z). Diagonal entries use the quadrature of
 //! phi^2 and phi'^2 directly (exact for correlation 1 rather than a truncated series).
+//! The quadrature degree adapts until the series and the quadrature have converged (`diagonal`),
+//! and each entry sums only the terms its correlation needs (`used_terms`).
 
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
