@@ -415,6 +415,20 @@ fn check_rate(learning_rate: f64) -> PyResult<()> {
     }
 }
 
+/// The (x, y) of a gradient step of `net`, checked with its learning rate.
+fn training_batch<'py>(
+    net: &Network,
+    x: &Bound<'py, PyAny>,
+    y: &Bound<'py, PyAny>,
+    learning_rate: f64,
+) -> PyResult<(numpy::PyReadonlyArray2<'py, f64>, numpy::PyReadonlyArray2<'py, f64>)> {
+    check_rate(learning_rate)?;
+    let x = readonly_matrix(x, "x")?;
+    let y = readonly_matrix(y, "y")?;
+    check_targets(net, &x.as_array(), &y.as_array(), "y")?;
+    Ok((x, y))
+}
+
 /// A finite-width network (float64 parameters owned by the core).
 #[pyclass(name = "Network", module = "ntkfast._core")]
 struct PyNetwork {
@@ -519,11 +533,8 @@ impl PyNetwork {
         y: &Bound<'_, PyAny>,
         learning_rate: f64,
     ) -> PyResult<f64> {
-        check_rate(learning_rate)?;
-        let x = readonly_matrix(x, "x")?;
-        let y = readonly_matrix(y, "y")?;
+        let (x, y) = training_batch(&self.inner, x, y, learning_rate)?;
         let (xv, yv) = (x.as_array(), y.as_array());
-        check_targets(&self.inner, &xv, &yv, "y")?;
         let net = &mut self.inner;
         without_gil(py, || network::gradient_step(net, xv, yv, learning_rate))
     }
@@ -567,11 +578,8 @@ impl PyLinearized {
         y: &Bound<'_, PyAny>,
         learning_rate: f64,
     ) -> PyResult<f64> {
-        check_rate(learning_rate)?;
-        let x = readonly_matrix(x, "x")?;
-        let y = readonly_matrix(y, "y")?;
+        let (x, y) = training_batch(&self.inner.base, x, y, learning_rate)?;
         let (xv, yv) = (x.as_array(), y.as_array());
-        check_targets(&self.inner.base, &xv, &yv, "y")?;
         let lin = &mut self.inner;
         without_gil(py, || lin.gradient_step(xv, yv, learning_rate))
     }
