@@ -21,10 +21,15 @@ type Shared = crate::memory::SharedMut<f64>;
 
 /// Factors the symmetric positive definite `a` (row-major, upper triangle) in place into U with
 /// A = U^T U, zeroing the strict lower triangle. Err(j): the leading minor of order j + 1 is not
-/// positive (A is not positive definite to working precision).
+/// positive (A is not positive definite to working precision), or the call was interrupted
+/// (`crate::interrupt`) before that panel.
 pub fn factor_upper(a: &mut [f64], n: usize) -> Result<(), usize> {
     assert_eq!(a.len(), n * n);
+    let token = crate::interrupt::current();
     for k0 in (0..n).step_by(PANEL) {
+        if token.is_cancelled() {
+            return Err(k0);
+        }
         let k1 = (k0 + PANEL).min(n);
         factor_diagonal_block(a, n, k0, k1)?;
         solve_panel(a, n, k0, k1);

@@ -11,7 +11,8 @@ use ndarray::{Array2, Array4, ArrayView2, Zip};
 
 use crate::error::Error;
 use crate::linalg::matmul;
-use crate::network::{Forward, Network};
+use crate::memory::Plan;
+use crate::network::{Forward, Network, check_output};
 
 /// Both inputs' forward passes and output deltas (x2 = None: the same as x1).
 struct Sides {
@@ -21,11 +22,18 @@ struct Sides {
 }
 
 impl Sides {
-    fn new(net: &Network, x1: ArrayView2<f64>, x2: Option<ArrayView2<f64>>) -> Result<Self, Error> {
+    /// Both sides' forward passes and deltas, once `outputs` (the result and the temporaries of
+    /// the caller, planned with the passes) fit in memory.
+    fn new(net: &Network, x1: ArrayView2<f64>, x2: Option<ArrayView2<f64>>, outputs: Plan) -> Result<Self, Error> {
         net.check_inputs(&x1, "x1")?;
         if let Some(x2) = &x2 {
             net.check_inputs(x2, "x2")?;
         }
+        let second = x2.as_ref().map_or(Plan::new(), |x2| net.forward_plan(x2.nrows(), true));
+        net.forward_plan(x1.nrows(), true)
+            .plus(second)
+            .plus(outputs)
+            .check_advising("this empirical kernel", "compute it in blocks of rows")?;
         let fwd1 = net.forward(x1)?;
         let deltas1 = net.output_deltas(&fwd1);
         let other = x2
@@ -58,7 +66,9 @@ impl Sides {
 
 /// The empirical NTK averaged over outputs (neural-tangents' trace_axes=(-1,)), (n1, n2).
 pub fn ntk_traced(net: &Network, x1: ArrayView2<f64>, x2: Option<ArrayView2<f64>>) -> Result<Array2<f64>, Error> {
-    let sides = Sides::new(net, x1, x2)?;
+    let n2 = x2.as_ref().map_or(x1.nrows(), |x| x.nrows());
+    // the result, and the input and delta Gram matrices of one layer at a time
+    let sides = Sides::new(net, x1, x2, Plan::new().add([x1.nrows(), n2, 3], 8))?;
     let (fwd2, deltas2) = sides.second();
     let (n1, n2, k) = (x1.nrows(), fwd2.output.nrows(), net.out_dim());
     let depth = net.layers.len() - 1;
@@ -67,6 +77,7 @@ pub fn ntk_traced(net: &Network, x1: ArrayView2<f64>, x2: Option<ArrayView2<f64>
     let mut theta = sides.input_gram(depth);
     theta.mapv_inplace(|g| w2 * g + b2);
     for layer in 0..depth {
+        crate::interrupt::check()?;
         let (w2, b2) = net.ntk_weights(layer);
         let width = sides.deltas1[layer].ncols();
         // Rows i * k + kk of the deltas, regrouped as rows i of k * width: one GEMM sums over outputs.
@@ -80,15 +91,16 @@ pub fn ntk_traced(net: &Network, x1: ArrayView2<f64>, x2: Option<ArrayView2<f64>
             .and(&delta_gram)
             .par_for_each(|t, &g, &d| *t += (w2 * g + b2) * d * inv_k);
     }
+    check_output(theta.iter(), if x2.is_some() { "x1 and x2" } else { "x1" })?;
     Ok(theta)
 }
 
 /// The full empirical NTK Theta[i, j, k, k'] = <d f_k(x1_i)/d theta, d f_k'(x2_j)/d theta>.
 pub fn ntk_full(net: &Network, x1: ArrayView2<f64>, x2: Option<ArrayView2<f64>>) -> Result<Array4<f64>, Error> {
-    let sides = Sides::new(net, x1, x2)?;
-    let (fwd2, deltas2) = sides.second();
-    let (n1, n2, k) = (x1.nrows(), fwd2.output.nrows(), net.out_dim());
-    crate::memory::check_fits((n1 * n2 * k * k) as u128 * 8, "the full NTK")?;
+    let (n1, n2, k) = (x1.nrows(), x2.as_ref().map_or(x1.nrows(), |x| x.nrows()), net.out_dim());
+    // the result, one layer's delta Gram matrix (as large) and input Gram matrices
+    let sides = Sides::new(net, x1, x2, Plan::new().add([n1, n2, k, k, 2], 8).add([n1, n2, 2], 8))?;
+    let (_, deltas2) = sides.second();
     let depth = net.layers.len() - 1;
     let mut theta = Array4::<f64>::zeros((n1, n2, k, k));
     let (w2, b2) = net.ntk_weights(depth);
@@ -102,6 +114,7 @@ pub fn ntk_full(net: &Network, x1: ArrayView2<f64>, x2: Option<ArrayView2<f64>>)
         }
     }
     for layer in 0..depth {
+        crate::interrupt::check()?;
         let (w2, b2) = net.ntk_weights(layer);
         let delta_gram = matmul(sides.deltas1[layer].view(), deltas2[layer].t()).expect("shapes"); // (n1 k, n2 k)
         let input_gram = sides.input_gram(layer);
@@ -116,22 +129,30 @@ pub fn ntk_full(net: &Network, x1: ArrayView2<f64>, x2: Option<ArrayView2<f64>>)
             }
         }
     }
+    check_output(theta.iter(), if x2.is_some() { "x1 and x2" } else { "x1" })?;
     Ok(theta)
 }
 
 /// The empirical NNGP f(x1) f(x2)^T / out_dim.
 pub fn nngp(net: &Network, x1: ArrayView2<f64>, x2: Option<ArrayView2<f64>>) -> Result<Array2<f64>, Error> {
     net.check_inputs(&x1, "x1")?;
+    if let Some(x2) = &x2 {
+        net.check_inputs(x2, "x2")?;
+    }
+    let n2 = x2.as_ref().map_or(x1.nrows(), |x| x.nrows());
+    let second = x2.as_ref().map_or(Plan::new(), |x2| net.forward_plan(x2.nrows(), false));
+    net.forward_plan(x1.nrows(), false)
+        .plus(second)
+        .add([x1.nrows(), n2], 8)
+        .check_advising("this empirical kernel", "compute it in blocks of rows")?;
     let f1 = net.apply(x1)?;
     let f2 = match x2 {
-        Some(x2) => {
-            net.check_inputs(&x2, "x2")?;
-            net.apply(x2)?
-        }
+        Some(x2) => net.apply(x2)?,
         None => f1.clone(),
     };
     let mut k = matmul(f1.view(), f2.t()).expect("shapes");
     k.mapv_inplace(|v| v / net.out_dim() as f64);
+    check_output(k.iter(), if x2.is_some() { "x1 and x2" } else { "x1" })?;
     Ok(k)
 }
 

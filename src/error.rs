@@ -11,6 +11,9 @@ pub enum Error {
     OutOfMemory { message: String },
     /// The kernel leaves the range of the floating-point type.
     Overflow { message: String },
+    /// The call was cancelled (Ctrl-C, interpreter shutdown) before it finished; nothing it
+    /// computed is returned.
+    Interrupted,
 }
 
 impl Error {
@@ -24,6 +27,7 @@ impl fmt::Display for Error {
         match self {
             Error::InvalidArgument { name, message } => write!(f, "{name}: {message}"),
             Error::OutOfMemory { message } | Error::Overflow { message } => f.write_str(message),
+            Error::Interrupted => f.write_str("interrupted"),
         }
     }
 }

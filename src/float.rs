@@ -48,6 +48,11 @@ pub trait Real:
     /// call where it has not: reach it through `MulAdd`, never directly).
     fn fused_mul_add(self, a: Self, b: Self) -> Self;
 
+    /// Neither infinite nor NaN (branch-free: x - x is 0 exactly for finite x).
+    #[inline(always)]
+    fn is_finite(self) -> bool {
+        self - self == Self::ZERO
+    }
     #[inline(always)]
     fn abs(self) -> Self {
         if self < Self::ZERO { -self } else { self }

@@ -15,7 +15,7 @@ use std::ops::Range;
 use crate::activation::{Activation, Dual, SeriesFunction, WithDual};
 use crate::error::Error;
 use crate::float::{MulAdd, Real};
-use crate::memory;
+use crate::memory::{self, Plan};
 use crate::recursion::{self, Diagonal, LayerStats};
 use crate::series::{self, PointwiseFn, SeriesDual};
 use crate::simd::{self, Vectorized};
@@ -93,13 +93,15 @@ impl WithDual<f64> for RunDiagonal<'_> {
 
 /// The diagonal recursion of a set of inputs with the overflow check for computing in `T`, and
 /// for a series activation its tables. `degrees`: the quadrature degrees a series activation may
-/// use, (at least, at most); its own degree is the start when larger.
+/// use, (at least, at most); its own degree is the start when larger. `fits(degree)` fails when
+/// the request's memory at that quadrature degree is too much (checked before each degree).
 fn diagonal_of<T: Real>(
     mlp: &Mlp,
     x: &ArrayView2<T>,
     name: &'static str,
     external: Option<&dyn PointwiseFn>,
     degrees: (usize, usize),
+    fits: &dyn Fn(usize) -> Result<(), Error>,
 ) -> Result<(Diagonal, Option<series::Series>), Error> {
     let input_variance = input_variance(x, name)?;
     let steps = mlp.dense_steps(x.ncols());
@@ -116,26 +118,58 @@ fn diagonal_of<T: Real>(
                 }
             };
             let start = (degree as usize).max(degrees.0);
-            let (diag, series) = series::diagonal(&steps, f, start, degrees.1.max(start), &input_variance)?;
+            let (diag, series) = series::diagonal(&steps, f, start, degrees.1.max(start), &input_variance, fits)?;
             (diag, Some(series))
         }
         _ => (mlp.activation.with_dual::<f64, _>(RunDiagonal { steps: &steps, input_variance: &input_variance }), None),
     };
+    crate::interrupt::check()?;
     // Variances are multiplied together in the duals, so they must stay below sqrt(MAX).
     let limit = T::MAX.to_f64().sqrt() / 64.0;
     // (written so that a NaN peak also fails)
     if diag.peak.partial_cmp(&limit) != Some(std::cmp::Ordering::Less) {
-        let hint = if T::NAME == "float32" { "pass float64 inputs, or " } else { "" };
-        return Err(Error::Overflow {
-            message: format!(
-                "the kernel of {name} overflows {} (values reach {:.3e}, or an activation's moments diverge, as for \
-                 Gaussian(b > 0) at large variance): {hint}reduce depth, W_std or b_std, or rescale the inputs",
-                T::NAME,
-                diag.peak
-            ),
-        });
+        return Err(overflow::<T>(name, diag.peak));
     }
     Ok((diag, tables))
+}
+
+fn overflow<T: Real>(name: &str, peak: f64) -> Error {
+    let hint = if T::NAME == "float32" { "pass float64 inputs, or " } else { "" };
+    Error::Overflow {
+        message: format!(
+            "the kernel of {name} overflows {} (values reach {:.3e}, or an activation's moments diverge, as for \
+             Gaussian(b > 0) at large variance): {hint}reduce depth, W_std or b_std, or rescale the inputs",
+            T::NAME,
+            peak
+        ),
+    }
+}
+
+/// The memory of one side's per-input work: input variances, the diagonal recursion's per-layer
+/// variances (f64) and their copies in `T` with auxiliaries and square roots, the diagonals;
+/// for a series activation at quadrature `degree` also its coefficient tables (in f64 and `T`)
+/// and one layer's quadrature points.
+fn input_plan<T: Real>(mlp: &Mlp, n: usize, series_degree: Option<usize>) -> Plan {
+    let (depth, t) = (mlp.depth, std::mem::size_of::<T>());
+    let plan = Plan::new().add([n, 4], 8).add([depth, n], 8).add([depth, n, 3], t).add([n, 4], t);
+    match series_degree {
+        // (a rule of `degree` points has fewer than `degree` series terms)
+        Some(degree) => plan.add([depth, n, 2 * degree + 1], 8 + t).add([n, degree, 6], 8),
+        None => plan,
+    }
+}
+
+/// The Dense maps of every layer, in f64 and in `T`.
+fn steps_plan<T: Real>(mlp: &Mlp) -> Plan {
+    Plan::new().add([mlp.depth, 1], 2 * std::mem::size_of::<DenseStep<f64>>()).add([1], 64)
+}
+
+/// The starting quadrature degree of a series activation, if the MLP has one.
+fn series_degree(mlp: &Mlp) -> Option<usize> {
+    match mlp.activation {
+        Activation::Series { degree, .. } => Some(degree as usize),
+        _ => None,
+    }
 }
 
 fn cast<T: Real>(v: &[f64]) -> Vec<T> {
@@ -161,7 +195,14 @@ pub fn gram_diagonal_with<T: Real>(
     want: Want,
     external: Option<&dyn PointwiseFn>,
 ) -> Result<Kernels<Array1<T>>, Error> {
-    let (diag, series) = diagonal_of::<T>(mlp, &x, "x1", external, ADAPTIVE)?;
+    let n = x.nrows();
+    let plan = |degree: Option<usize>| {
+        input_plan::<T>(mlp, n, degree).plus(steps_plan::<T>(mlp)).add([n, 2], std::mem::size_of::<T>())
+    };
+    let fits =
+        |degree: usize| plan(Some(degree)).check_advising("this kernel diagonal", "compute it in blocks of rows");
+    plan(series_degree(mlp)).check_advising("this kernel diagonal", "compute it in blocks of rows")?;
+    let (diag, series) = diagonal_of::<T>(mlp, &x, "x1", external, ADAPTIVE, &fits)?;
     let to_array = |v: &[f64]| Array1::from_vec(cast::<T>(v));
     Ok(Kernels {
         nngp: want.nngp.then(|| to_array(&diag.nngp)),
@@ -191,12 +232,31 @@ pub fn gram_with<T: Real>(
     if let Some(x2) = &x2 {
         check_features(&x1, x2)?;
     }
-    let (mut diag1, mut series1) = diagonal_of::<T>(mlp, &x1, "x1", external, ADAPTIVE)?;
+    let (n1, n2) = (x1.nrows(), x2.as_ref().map_or(x1.nrows(), |x| x.nrows()));
+    // Memory is planned before anything is allocated: the outputs, per-thread scratch tiles and
+    // both sides' per-input tables (at the quadrature degree tried, for a series activation).
+    let elem = std::mem::size_of::<T>();
+    let outputs = want.nngp as usize + want.ntk as usize;
+    let plan = |degree: Option<usize>| {
+        let sides = input_plan::<T>(mlp, n1, degree).plus(if x2.is_some() {
+            input_plan::<T>(mlp, n2, degree)
+        } else {
+            Plan::new()
+        });
+        Plan::new()
+            .add([n1, n2, outputs], elem)
+            .add([rayon::current_num_threads(), TILE, TILE], elem)
+            .plus(sides)
+            .plus(steps_plan::<T>(mlp))
+    };
+    let fits = |degree: usize| plan(Some(degree)).check_advising("this kernel", "compute it in blocks of rows");
+    plan(series_degree(mlp)).check_advising("this kernel", "compute it in blocks of rows")?;
+    let (mut diag1, mut series1) = diagonal_of::<T>(mlp, &x1, "x1", external, ADAPTIVE, &fits)?;
     let (diag2, series2) = match &x2 {
         Some(x2) => {
             // x2 starts at x1's degree: both sides' series must have the same terms
             let start = series1.as_ref().map_or(0, |s| s.degree);
-            let (d, s) = diagonal_of::<T>(mlp, x2, "x2", external, (start, ADAPTIVE.1))?;
+            let (d, s) = diagonal_of::<T>(mlp, x2, "x2", external, (start, ADAPTIVE.1), &fits)?;
             (Some(d), s)
         }
         None => (None, None),
@@ -205,43 +265,64 @@ pub fn gram_with<T: Real>(
         && s2.degree > s1.degree
     {
         // x2 needed more terms than x1: redo x1 at exactly x2's degree
-        (diag1, series1) = diagonal_of::<T>(mlp, &x1, "x1", external, (s2.degree, s2.degree))?;
+        (diag1, series1) = diagonal_of::<T>(mlp, &x1, "x1", external, (s2.degree, s2.degree), &fits)?;
     }
     let series_error = [&series1, &series2].iter().filter_map(|s| s.as_ref()).map(|s| s.error).fold(0.0, f64::max);
     let (tables1, tables2) = (series1.map(|s| s.tables), series2.map(|s| s.tables));
-    let (n1, n2) = (x1.nrows(), x2.as_ref().map_or(x1.nrows(), |x| x.nrows()));
-    let outputs = want.nngp as u128 + want.ntk as u128;
-    let elem = std::mem::size_of::<T>() as u128;
-    let scratch = rayon::current_num_threads() as u128 * (TILE * TILE) as u128;
-    memory::check_fits((outputs * n1 as u128 * n2 as u128 + scratch) * elem, "this kernel")?;
-    let len = n1.checked_mul(n2).ok_or_else(|| Error::OutOfMemory { message: "the kernel is too large".into() })?;
+    let len = n1 * n2; // (fits in memory, so in usize)
     let mut nngp = if want.nngp { memory::zeroed::<T>(len, "the NNGP output")? } else { Vec::new() };
     let mut ntk = if want.ntk { memory::zeroed::<T>(len, "the NTK output")? } else { Vec::new() };
 
-    let var1 = cast::<T>(&diag1.variances);
-    let var2 = diag2.as_ref().map(|d| cast::<T>(&d.variances));
+    let side1 = Side::new(&diag1);
+    let side2 = diag2.as_ref().map(Side::new);
     let job = GramJob {
         steps: mlp.dense_steps(x1.ncols()).iter().map(DenseStep::cast).collect(),
         x1: &x1,
         x2: x2.as_ref().unwrap_or(&x1),
         symmetric: x2.is_none(),
-        var1: &var1,
-        var2: var2.as_deref().unwrap_or(&var1),
+        rows: &side1,
+        cols: side2.as_ref().unwrap_or(&side1),
         diag_nngp: cast::<T>(&diag1.nngp),
         diag_ntk: cast::<T>(&diag1.ntk),
         nngp: Out::new(&mut nngp, n2),
         ntk: Out::new(&mut ntk, n2),
+        token: crate::interrupt::current(),
     };
-    match &tables1 {
+    let finite = match &tables1 {
         Some(rows) => {
             let rows = series::tables_as::<T>(rows);
             let cols = tables2.as_ref().map(series::tables_as::<T>);
-            job.run(SeriesDual::new(&rows, cols.as_ref().unwrap_or(&rows)));
+            job.run(SeriesDual::new(&rows, cols.as_ref().unwrap_or(&rows)))
         }
         None => mlp.activation.with_dual::<T, _>(job),
+    };
+    crate::interrupt::check()?;
+    if !finite {
+        return Err(overflow::<T>(if x2.is_some() { "x1 and x2" } else { "x1" }, f64::INFINITY));
     }
     let shape = |v: Vec<T>| Array2::from_shape_vec((n1, n2), v).expect("length is n1 * n2");
     Ok(Kernels { nngp: want.nngp.then(|| shape(nngp)), ntk: want.ntk.then(|| shape(ntk)), series_error })
+}
+
+/// One side's per-input quantities in the type the kernel is computed in: per hidden layer the
+/// variance and its square root (layer-major), and the square roots of the final diagonals.
+struct Side<T> {
+    variance: Vec<T>,
+    root: Vec<T>,
+    nngp_root: Vec<T>,
+    ntk_root: Vec<T>,
+}
+
+impl<T: Real> Side<T> {
+    fn new(diag: &Diagonal) -> Self {
+        let roots = |v: &[f64]| v.iter().map(|&x| T::from_f64(x.max(0.0).sqrt())).collect();
+        Side {
+            variance: cast::<T>(&diag.variances),
+            root: roots(&diag.variances),
+            nngp_root: roots(&diag.nngp),
+            ntk_root: roots(&diag.ntk),
+        }
+    }
 }
 
 /// A row-major output matrix shared by the tile workers; every tile writes a disjoint block
@@ -272,12 +353,13 @@ struct GramJob<'a, T> {
     x1: &'a ArrayView2<'a, T>,
     x2: &'a ArrayView2<'a, T>,
     symmetric: bool,
-    var1: &'a [T],
-    var2: &'a [T],
+    rows: &'a Side<T>,
+    cols: &'a Side<T>,
     diag_nngp: Vec<T>,
     diag_ntk: Vec<T>,
     nngp: Out<T>,
     ntk: Out<T>,
+    token: crate::interrupt::Token,
 }
 
 /// The tiles to compute: all of them, or for a symmetric kernel those on and above the diagonal.
@@ -295,24 +377,31 @@ fn tiles(n1: usize, n2: usize, symmetric: bool, edge: usize) -> Vec<(Range<usize
 }
 
 impl<T: Real> WithDual<T> for GramJob<'_, T> {
-    type Output = ();
+    /// Whether every entry came out finite.
+    type Output = bool;
 
-    fn run<D: Dual<T>>(self, dual: D) {
+    fn run<D: Dual<T>>(self, dual: D) -> bool {
         let (n1, n2) = (self.x1.nrows(), self.x2.nrows());
         let depth = self.steps.len() - 1;
         let aux = |q: &[T]| q.iter().map(|&v| dual.aux(v)).collect::<Vec<T>>();
-        let aux1 = aux(self.var1);
-        let aux2 = if self.symmetric { Vec::new() } else { aux(self.var2) };
-        let rows_stats = LayerStats { q: self.var1, aux: &aux1, n: n1 };
-        let cols_stats = LayerStats { q: self.var2, aux: if self.symmetric { &aux1 } else { &aux2 }, n: n2 };
+        let aux1 = aux(&self.rows.variance);
+        let aux2 = if self.symmetric { Vec::new() } else { aux(&self.cols.variance) };
+        let rows_stats = LayerStats { q: &self.rows.variance, aux: &aux1, root: &self.rows.root, n: n1 };
+        let cols_stats = LayerStats {
+            q: &self.cols.variance,
+            aux: if self.symmetric { &aux1 } else { &aux2 },
+            root: &self.cols.root,
+            n: n2,
+        };
         let need_scratch = !self.nngp.present;
         let edge = tile_edge(n1, n2, self.symmetric);
+        let finite = std::sync::atomic::AtomicBool::new(true);
         tiles(n1, n2, self.symmetric, edge).into_par_iter().for_each_init(
-            || {
-                let scratch = if need_scratch { vec![T::ZERO; edge * edge] } else { Vec::new() };
-                (scratch, vec![T::ZERO; 2 * depth])
-            },
-            |(scratch, row_stats), (rows, cols)| {
+            || if need_scratch { vec![T::ZERO; edge * edge] } else { Vec::new() },
+            |scratch, (rows, cols)| {
+                if self.token.is_cancelled() {
+                    return; // the caller discards the outputs
+                }
                 // The input kernel goes where the NNGP will end up, or into scratch.
                 let sigma = if need_scratch {
                     Out { ptr: scratch.as_mut_ptr(), ld: cols.len(), present: true }
@@ -323,25 +412,32 @@ impl<T: Real> WithDual<T> for GramJob<'_, T> {
                 let on_diagonal = self.symmetric && rows.start == cols.start;
                 // SAFETY: the destination block lies inside its buffer (or the scratch tile).
                 unsafe { input_kernel_tile(self.x1, &rows, self.x2, &cols, sigma.at(origin.0, origin.1), sigma.ld) };
-                simd::dispatch(TileJob {
+                let tile_finite = simd::dispatch(TileJob {
                     steps: &self.steps,
                     dual,
                     rows_stats: &rows_stats,
                     cols_stats: &cols_stats,
+                    row_sides: self.rows,
+                    col_sides: self.cols,
                     rows: rows.clone(),
                     cols: cols.clone(),
                     sigma,
                     origin,
                     theta: self.ntk,
                     upper_only: on_diagonal,
-                    row_stats,
+                    depth,
+                    token: &self.token,
                 });
+                if !tile_finite {
+                    finite.store(false, std::sync::atomic::Ordering::Relaxed);
+                }
                 if self.symmetric {
                     // SAFETY: the tile and its transposed block are this worker's alone.
                     unsafe { self.finish_symmetric(&rows, &cols, on_diagonal) };
                 }
             },
         );
+        finite.into_inner()
     }
 }
 
@@ -421,6 +517,8 @@ struct TileJob<'a, T, D> {
     dual: D,
     rows_stats: &'a LayerStats<'a, T>,
     cols_stats: &'a LayerStats<'a, T>,
+    row_sides: &'a Side<T>,
+    col_sides: &'a Side<T>,
     rows: Range<usize>,
     cols: Range<usize>,
     /// Where the tile's input kernel is; (origin) is its top-left element.
@@ -429,8 +527,9 @@ struct TileJob<'a, T, D> {
     theta: Out<T>,
     /// A symmetric diagonal tile: only columns j >= i are computed.
     upper_only: bool,
-    /// Scratch for the current row's (q, aux) at every layer.
-    row_stats: &'a mut Vec<T>,
+    depth: usize,
+    /// Checked per row (or per layer): a deep network's tile can take a second.
+    token: &'a crate::interrupt::Token,
 }
 
 impl<T: Real, D: Dual<T>> TileJob<'_, T, D> {
@@ -454,36 +553,53 @@ impl<T: Real, D: Dual<T>> TileJob<'_, T, D> {
             (sigma, theta, col0)
         }
     }
+
+    /// The finished row r: clamped to its diagonals' Cauchy-Schwarz bound; whether it is finite.
+    #[inline(always)]
+    fn finish_row(&self, r: usize) -> bool {
+        // SAFETY: as in `row_segments`.
+        let (sigma, theta, col0) = unsafe { self.row_segments(r) };
+        let (i, cols) = (self.rows.start + r, col0..col0 + sigma.len());
+        let mut finite =
+            recursion::clamp_row(self.row_sides.nngp_root[i], &self.col_sides.nngp_root[cols.clone()], sigma);
+        if self.theta.present {
+            finite &= recursion::clamp_row(self.row_sides.ntk_root[i], &self.col_sides.ntk_root[cols], theta);
+        }
+        finite
+    }
 }
 
 impl<T: Real, D: Dual<T>> Vectorized for TileJob<'_, T, D> {
-    type Output = ();
+    /// Whether the tile is finite.
+    type Output = bool;
 
     #[inline(always)]
-    fn run<M: MulAdd>(self) {
+    fn run<M: MulAdd>(self) -> bool {
         if self.theta.present { self.run_rows::<M, true>() } else { self.run_rows::<M, false>() }
     }
 }
 
 impl<T: Real, D: Dual<T>> TileJob<'_, T, D> {
     #[inline(always)]
-    fn run_rows<M: MulAdd, const NTK: bool>(self) {
-        let depth = self.steps.len() - 1;
+    fn run_rows<M: MulAdd, const NTK: bool>(self) -> bool {
+        let depth = self.depth;
         let rows = self.rows_stats;
-        let n = rows.n;
+        let mut finite = true;
         if D::LAYER_MAJOR {
             // one layer over every row, then the next: the columns' tables of a layer stay in cache
             for layer in 0..depth {
+                if self.token.is_cancelled() {
+                    return finite; // (discarded by the caller)
+                }
                 for (r, i) in self.rows.clone().enumerate() {
-                    let row_input = (rows.q[layer * n + i], rows.aux[layer * n + i]);
                     // SAFETY: this worker's tile, one row at a time.
                     let (sigma, theta, col0) = unsafe { self.row_segments(r) };
+                    let row_input = rows.row(layer, i);
                     recursion::row_layer::<T, D, M, NTK>(
                         self.steps,
                         self.dual,
                         layer,
                         row_input,
-                        (i, n),
                         self.cols_stats,
                         col0,
                         sigma,
@@ -494,32 +610,20 @@ impl<T: Real, D: Dual<T>> TileJob<'_, T, D> {
             for r in 0..self.rows.len() {
                 let (sigma, theta, _) = unsafe { self.row_segments(r) };
                 recursion::row_readout::<T, M, NTK>(&self.steps[depth], depth == 0, sigma, theta);
+                finite &= self.finish_row(r);
             }
-            return;
+            return finite;
         }
         // every layer on one row while it sits in cache, then the next row
-        // (the scratch is taken out of `self` for the loop and put back for the next tile)
-        let mut stats = std::mem::take(self.row_stats);
-        let (row_q, row_aux) = stats.split_at_mut(depth);
         for (r, i) in self.rows.clone().enumerate() {
-            for layer in 0..depth {
-                row_q[layer] = rows.q[layer * n + i];
-                row_aux[layer] = rows.aux[layer * n + i];
+            if self.token.is_cancelled() {
+                return finite; // (discarded by the caller)
             }
             let (sigma, theta, col0) = unsafe { self.row_segments(r) };
-            recursion::row::<T, D, M, NTK>(
-                self.steps,
-                self.dual,
-                row_q,
-                row_aux,
-                (i, n),
-                self.cols_stats,
-                col0,
-                sigma,
-                theta,
-            );
+            recursion::row::<T, D, M, NTK>(self.steps, self.dual, rows, i, self.cols_stats, col0, sigma, theta);
+            finite &= self.finish_row(r);
         }
-        *self.row_stats = stats;
+        finite
     }
 }
 
@@ -631,6 +735,84 @@ mod tests {
         let k32 = gram(&m, x.mapv(|v| v as f32).view(), None, BOTH).unwrap();
         let back = k32.ntk.unwrap().mapv(|v| v as f64);
         assert!(max_rel(&back, k64.ntk.as_ref().unwrap()) < 1e-5);
+    }
+
+    /// |k(i, j)| <= sqrt(k(i, i) k(j, j)) for every entry of both kernels.
+    fn assert_cauchy_schwarz<T: Real>(k: &Kernels<Array2<T>>) {
+        for m in [k.nngp.as_ref().unwrap(), k.ntk.as_ref().unwrap()] {
+            for ((i, j), v) in m.indexed_iter() {
+                let bound = (m[[i, i]].to_f64() * m[[j, j]].to_f64()).sqrt();
+                assert!(v.to_f64().is_finite() && v.to_f64().abs() <= bound, "entry ({i}, {j}) = {v:?} > {bound}");
+            }
+        }
+    }
+
+    #[test]
+    fn deep_kernels_of_near_duplicates_stay_bounded_by_their_diagonals() {
+        // Rounding pushed correlations past 1, which 100 layers amplified into inf (Rbf), NaN
+        // (float32 Erf) and off-diagonal entries above the diagonal (float32 ReLU).
+        let v = inputs(1, 8, 3);
+        let mut x = ndarray::concatenate(Axis(0), &[v.view(), v.view(), (&v * 1.0000001).view()]).unwrap();
+        x[[2, 0]] += 1e-9;
+        let dense = Dense::new(1.0, Some(0.05), "W_std", "b_std").unwrap();
+        // (Rbf(1)'s NTK doubles per layer, 2^100 overflows float32: float64 only)
+        let deep = Mlp::new(100, Activation::Rbf { gamma: 1.0 }, dense, dense, Parameterization::Ntk).unwrap();
+        assert_cauchy_schwarz(&gram(&deep, x.view(), None, BOTH).unwrap());
+        for activation in [Activation::Rbf { gamma: 0.3 }, Activation::Erf { a: 1.0, b: 1.0, c: 0.0 }] {
+            let deep = Mlp::new(100, activation, dense, dense, Parameterization::Ntk).unwrap();
+            assert_cauchy_schwarz(&gram(&deep, x.view(), None, BOTH).unwrap());
+            assert_cauchy_schwarz(&gram(&deep, x.mapv(|v| v as f32).view(), None, BOTH).unwrap());
+        }
+        let relu = Dense::new(2f64.sqrt(), Some(0.1), "W_std", "b_std").unwrap();
+        let deep = Mlp::new(100, Activation::AbRelu { a: 0.0, b: 1.0 }, relu, relu, Parameterization::Ntk).unwrap();
+        let x = inputs(40, 6, 8);
+        assert_cauchy_schwarz(&gram(&deep, x.mapv(|v| v as f32).view(), None, BOTH).unwrap());
+        assert_cauchy_schwarz(&gram(&deep, x.view(), None, BOTH).unwrap());
+    }
+
+    #[test]
+    fn sign_of_a_zero_input_is_zero() {
+        // A zero row's pre-activations are identically 0 at every layer (no bias): sign(0) = 0.
+        let mut x = inputs(4, 5, 11);
+        x.row_mut(3).fill(0.0);
+        let dense = Dense::new(1.3, None, "W_std", "b_std").unwrap();
+        let m = Mlp::new(2, Activation::Sign, dense, dense, Parameterization::Ntk).unwrap();
+        let k = gram(&m, x.view(), None, BOTH).unwrap().nngp.unwrap();
+        assert!(k.row(3).iter().chain(k.column(3).iter()).all(|&v| v == 0.0), "{k}");
+        assert!(k[[0, 0]] > 1.0);
+    }
+
+    #[test]
+    fn requests_too_large_fail_before_allocating() {
+        // (each of these would need terabytes; refused by the plan, so they return at once)
+        let dense = Dense::new(1.0, None, "W_std", "b_std").unwrap();
+        let deep =
+            Mlp::new(1 << 40, Activation::AbRelu { a: 0.0, b: 1.0 }, dense, dense, Parameterization::Ntk).unwrap();
+        let x = inputs(100, 5, 1);
+        assert!(matches!(gram(&deep, x.view(), None, BOTH), Err(Error::OutOfMemory { .. })));
+        assert!(matches!(gram_diagonal(&deep, x.view(), BOTH), Err(Error::OutOfMemory { .. })));
+        let one = Array2::<f64>::ones((1, 3));
+        let many = one.broadcast((1 << 22, 3)).unwrap();
+        let tanh = Mlp::new(
+            2,
+            Activation::Series { function: SeriesFunction::Builtin(series::Builtin::Tanh), degree: 128 },
+            dense,
+            dense,
+            Parameterization::Ntk,
+        )
+        .unwrap();
+        assert!(matches!(gram(&tanh, many.view(), None, BOTH), Err(Error::OutOfMemory { .. })));
+    }
+
+    #[test]
+    fn a_cancelled_call_returns_interrupted() {
+        let m = mlp(Activation::Gelu, Parameterization::Ntk);
+        let token = crate::interrupt::Token::new();
+        token.cancel();
+        let x = inputs(300, 4, 2);
+        let result = crate::interrupt::with_token(&token, || gram(&m, x.view(), None, BOTH));
+        assert_eq!(result, Err(Error::Interrupted));
+        assert!(gram(&m, x.view(), None, BOTH).is_ok(), "outside the cancelled call nothing is cancelled");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use rayon::prelude::*;
 use std::os::raw::{c_char, c_int};
 
 use crate::error::Error;
+use crate::memory::Plan;
 
 /// The LAPACK driver for `eigh`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,10 +59,14 @@ fn max_abs_finite(s: &[f64]) -> Option<f64> {
 
 /// Checks that `a` is a non-empty, finite, square and (to rounding) symmetric matrix.
 pub fn check_symmetric(a: &ArrayView2<f64>, name: &'static str) -> Result<(), Error> {
-    let (n, m) = a.dim();
-    if n != m || n == 0 {
-        return Err(Error::invalid(name, format!("must be a non-empty square matrix, got shape ({n}, {m})")));
-    }
+    check_symmetric_within(a, name, 1, "this matrix")
+}
+
+/// `check_symmetric`, once `copies` n x n matrices (everything the caller will allocate, and the
+/// check's own contiguous copy) fit in memory: the plan comes before any allocation.
+fn check_symmetric_within(a: &ArrayView2<f64>, name: &'static str, copies: usize, what: &str) -> Result<(), Error> {
+    plan_square(a, name, copies + 1, what)?;
+    let n = a.nrows();
     let contiguous = a.as_standard_layout();
     let s = contiguous.as_slice().expect("standard layout");
     // (in parallel: a single thread here would also compete with rayon's spinning workers)
@@ -104,6 +109,20 @@ pub fn check_symmetric(a: &ArrayView2<f64>, name: &'static str) -> Result<(), Er
     Ok(())
 }
 
+/// Fails unless `a` is a non-empty square matrix and `copies` n x n matrices fit in memory.
+pub fn plan_square(a: &ArrayView2<f64>, name: &'static str, copies: usize, what: &str) -> Result<(), Error> {
+    let (n, m) = a.dim();
+    if n != m || n == 0 {
+        return Err(Error::invalid(name, format!("must be a non-empty square matrix, got shape ({n}, {m})")));
+    }
+    Plan::new().add([n, n, copies], 8).add([n, 16], 8).check(what)
+}
+
+/// The n x n matrices `eigh` (with `vectors`) or `eigvalsh` allocate for an n x n input.
+pub fn eigh_copies(vectors: bool) -> usize {
+    if vectors { 5 } else { 2 }
+}
+
 /// A column-major copy of `a` for LAPACK to overwrite.
 fn fortran_copy(a: &ArrayView2<f64>) -> Array2<f64> {
     let mut out = Array2::<f64>::zeros(a.dim().f());
@@ -118,7 +137,8 @@ fn lapack_failure(routine: &str, info: c_int) -> Error {
 /// The eigenvalues of a symmetric matrix in ascending order (divide and conquer without
 /// eigenvectors: only the tridiagonal reduction is O(n^3)).
 pub fn eigvalsh(a: ArrayView2<f64>) -> Result<Array1<f64>, Error> {
-    check_symmetric(&a, "a")?;
+    // LAPACK's copy, and the (tridiagonal) workspace
+    check_symmetric_within(&a, "a", eigh_copies(false) - 1, "this eigendecomposition")?;
     syevd(&a, false).map(|(w, _)| w)
 }
 
@@ -190,7 +210,8 @@ fn syevd(a: &ArrayView2<f64>, vectors: bool) -> Result<(Array1<f64>, Array2<f64>
 
 /// Eigenvalues in ascending order and the eigenvectors as columns of a matrix (column-major).
 pub fn eigh(a: ArrayView2<f64>, driver: EighDriver) -> Result<(Array1<f64>, Array2<f64>), Error> {
-    check_symmetric(&a, "a")?;
+    // LAPACK's copy, the eigenvectors, and divide and conquer's 2 n^2 workspace
+    check_symmetric_within(&a, "a", eigh_copies(true) - 1, "this eigendecomposition")?;
     let n = a.nrows();
     let n_int = lapack_int(n, "a")?;
     match driver {
@@ -295,7 +316,7 @@ pub fn matmul_scaled(a: ArrayView2<f64>, b: ArrayView2<f64>, scale: f64) -> Resu
     if k != k2 {
         return Err(Error::invalid("b", format!("has {k2} rows but a has {k} columns")));
     }
-    crate::memory::check_fits((m as u128) * (n as u128) * 8, "the product")?;
+    Plan::new().add([m, n], 8).check("the product")?;
     let mut out = Array2::<f64>::zeros((m, n));
     if m == 0 || n == 0 || k == 0 {
         return Ok(out);
@@ -419,10 +440,13 @@ pub fn gram(a: ArrayView2<f64>) -> Array2<f64> {
 /// (its upper triangle is zero). Computed by the blocked GEMM-based factorisation of
 /// `cholesky.rs` (2-3x faster than OpenBLAS's dpotrf here).
 pub fn cholesky(a: ArrayView2<f64>) -> Result<Array2<f64>, Error> {
-    check_symmetric(&a, "a")?;
+    check_symmetric_within(&a, "a", 1, "this Cholesky factorisation")?;
     let n = a.nrows();
     let mut u = a.as_standard_layout().into_owned().into_raw_vec_and_offset().0;
     crate::cholesky::factor_upper(&mut u, n).map_err(|j| {
+        if crate::interrupt::check().is_err() {
+            return Error::Interrupted;
+        }
         Error::invalid(
             "a",
             format!(
@@ -448,8 +472,25 @@ pub fn cho_solve(l: ArrayView2<f64>, b: ArrayView2<f64>) -> Result<Array2<f64>, 
     if b.iter().any(|v| !v.is_finite()) {
         return Err(Error::invalid("b", "contains NaN or infinity"));
     }
+    Plan::new().add([n, n], 8).add([n, b.ncols(), 2], 8).check("this solve")?;
     if (0..n).any(|i| l[[i, i]].is_nan() || l[[i, i]] <= 0.0) {
         return Err(Error::invalid("c", "is not a Cholesky factor: its diagonal must be positive"));
+    }
+    // A factor is lower triangular (as `cholesky` returns it) and finite; anything else would
+    // silently solve a different system.
+    let mut upper = (0..n).flat_map(|i| (i + 1..n).map(move |j| (i, j)));
+    if let Some((i, j)) = upper.find(|&(i, j)| l[[i, j]] != 0.0) {
+        return Err(Error::invalid(
+            "c",
+            format!(
+                "is not a lower Cholesky factor: entry ({i}, {j}) above the diagonal is {} (pass the lower factor, as \
+                 ntkfast.linalg.cholesky returns it)",
+                l[[i, j]]
+            ),
+        ));
+    }
+    if l.iter().any(|v| !v.is_finite()) {
+        return Err(Error::invalid("c", "contains NaN or infinity"));
     }
     // U = L^T row-major: L's own memory when it is column-major (as `cholesky` returns it).
     let u = l.t();

@@ -15,18 +15,96 @@ pub fn physical_memory() -> Option<u128> {
     Some(kib * 1024)
 }
 
-/// Fails unless `bytes` (everything a request will allocate) fits in physical memory.
+/// The process's address-space limit (`ulimit -v`, RLIMIT_AS) in bytes, if one is set: past
+/// it an allocation fails even with free memory, and a failed allocation aborts a Rust process.
+fn address_space_limit() -> Option<u128> {
+    #[cfg(target_os = "linux")]
+    {
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit writes the struct it is given.
+        let ok = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) } == 0;
+        (ok && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur as u128)
+    }
+    #[cfg(not(target_os = "linux"))]
+    None
+}
+
+/// The most a request may allocate: physical memory, or the address-space limit if lower.
+fn allowance() -> Option<u128> {
+    match (physical_memory(), address_space_limit()) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Fails unless `bytes` (everything a request will allocate) fits in memory.
 pub fn check_fits(bytes: u128, what: &str) -> Result<(), Error> {
-    if let Some(total) = physical_memory().filter(|&total| bytes > total) {
+    check_fits_advising(bytes, what, "")
+}
+
+/// `check_fits` with advice appended to the error (what to do instead).
+pub fn check_fits_advising(bytes: u128, what: &str, advice: &str) -> Result<(), Error> {
+    if let Some(total) = allowance().filter(|&total| bytes > total) {
+        let advice = if advice.is_empty() { String::new() } else { format!("; {advice}") };
         return Err(Error::OutOfMemory {
             message: format!(
-                "{what} needs {:.1} GiB but this machine has {:.1} GiB of memory; compute it in blocks of rows",
-                bytes as f64 / 2f64.powi(30),
+                "{what} needs {} but this process can use at most {:.1} GiB{advice}",
+                describe_bytes(bytes),
                 total as f64 / 2f64.powi(30)
             ),
         });
     }
     Ok(())
+}
+
+fn describe_bytes(bytes: u128) -> String {
+    let gib = bytes as f64 / 2f64.powi(30);
+    if gib < 1e6 { format!("{gib:.1} GiB") } else { format!("{gib:.2e} GiB") }
+}
+
+/// The memory of a request, planned before any of it is allocated: a sum of arrays of
+/// `count` elements of `size` bytes, in u128 with saturation so that absurd sizes (a depth of
+/// 2^62) are refused rather than overflowing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Plan {
+    bytes: u128,
+}
+
+impl Plan {
+    pub fn new() -> Self {
+        Plan { bytes: 0 }
+    }
+    /// Adds `count` elements of `size` bytes (`count` as a product of user sizes).
+    pub fn add(mut self, count: impl IntoIterator<Item = usize>, size: usize) -> Self {
+        let elements = count.into_iter().fold(1u128, |acc, c| acc.saturating_mul(c as u128));
+        self.bytes = self.bytes.saturating_add(elements.saturating_mul(size as u128));
+        self
+    }
+    /// Both plans' memory.
+    pub fn plus(mut self, other: Plan) -> Self {
+        self.bytes = self.bytes.saturating_add(other.bytes);
+        self
+    }
+    pub fn bytes(&self) -> u128 {
+        self.bytes
+    }
+    /// OutOfMemory naming `what` unless the plan fits.
+    pub fn check(&self, what: &str) -> Result<(), Error> {
+        check_fits(self.bytes, what)
+    }
+    /// `check`, advising what to do instead (e.g. to compute in blocks of rows).
+    pub fn check_advising(&self, what: &str, advice: &str) -> Result<(), Error> {
+        check_fits_advising(self.bytes, what, advice)
+    }
+}
+
+/// A vector of `len` copies of `value`, or OutOfMemory instead of aborting.
+pub fn filled<T: Clone>(len: usize, value: T, what: &str) -> Result<Vec<T>, Error> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len)
+        .map_err(|_| Error::OutOfMemory { message: format!("cannot allocate {what} ({len} values)") })?;
+    v.resize(len, value);
+    Ok(v)
 }
 
 /// A zero-filled vector of `len` elements, or OutOfMemory.

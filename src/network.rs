@@ -13,6 +13,7 @@ use std::sync::Arc;
 use crate::activation::{Activation, SeriesFunction};
 use crate::error::Error;
 use crate::linalg::{add_transposed_product, matmul, matmul_scaled};
+use crate::memory::Plan;
 use crate::series::PointwiseFn;
 use crate::spec::{Mlp, Parameterization};
 
@@ -52,6 +53,19 @@ pub struct Forward {
     pub slopes: Vec<Array2<f64>>,
     /// The network outputs, (n, out_dim).
     pub output: Array2<f64>,
+}
+
+/// Overflow unless every value of a result computed from the input `name` is finite.
+pub fn check_output<'a>(values: impl IntoIterator<Item = &'a f64>, name: &str) -> Result<(), Error> {
+    if values.into_iter().all(|v| v.is_finite()) {
+        Ok(())
+    } else {
+        Err(Error::Overflow {
+            message: format!(
+                "the network's values overflow float64 on {name}: rescale the inputs, or check the parameters"
+            ),
+        })
+    }
 }
 
 fn check_finite<'a>(values: impl IntoIterator<Item = &'a f64>, name: &'static str, what: &str) -> Result<(), Error> {
@@ -132,6 +146,22 @@ impl Network {
         self.layers.len() - 1
     }
 
+    /// The memory of a forward pass over `n` inputs (every layer's input, pre-activation,
+    /// activation and slope), and with `deltas` the per-output derivatives of the empirical NTK.
+    pub fn forward_plan(&self, n: usize, deltas: bool) -> Plan {
+        let k = self.out_dim();
+        self.layers.iter().enumerate().fold(Plan::new(), |plan, (l, layer)| {
+            let (fan_in, fan_out) = layer.w.dim();
+            let plan = plan.add([n, fan_in], 8).add([n, fan_out, 3], 8);
+            if deltas && l < self.depth() { plan.add([n, k, fan_out, 2], 8) } else { plan }
+        })
+    }
+
+    /// The number of parameters.
+    pub fn size(&self) -> usize {
+        self.layers.iter().map(|l| l.w.len() + l.b.as_ref().map_or(0, |b| b.len())).sum()
+    }
+
     pub fn check_inputs(&self, x: &ArrayView2<f64>, name: &'static str) -> Result<(), Error> {
         if x.nrows() == 0 || x.ncols() != self.in_dim() {
             return Err(Error::invalid(
@@ -162,6 +192,7 @@ impl Network {
         let mut inputs = vec![x.to_owned()];
         let mut slopes = Vec::with_capacity(depth);
         for layer in 0..depth {
+            crate::interrupt::check()?;
             let z = self.dense(layer, inputs[layer].view());
             let (h, slope) = self.activate(&z)?;
             inputs.push(h);
@@ -201,8 +232,13 @@ impl Network {
         Ok((h, slope))
     }
 
+    /// f(x), checked: memory planned first, and an output that overflows is an error.
     pub fn apply(&self, x: ArrayView2<f64>) -> Result<Array2<f64>, Error> {
-        Ok(self.forward(x)?.output)
+        self.check_inputs(&x, "x")?;
+        self.forward_plan(x.nrows(), false).check("the forward pass")?;
+        let output = self.forward(x)?.output;
+        check_output(output.iter(), "x")?;
+        Ok(output)
     }
 
     /// d (sum_i g_i . f(x_i)) / d z for every Dense layer (reverse mode), each (n, fan_out);
@@ -339,21 +375,64 @@ impl Network {
 }
 
 /// One step of full-batch gradient descent on 0.5 * mean((f - y)^2); returns the loss before it.
+/// A step that would make a parameter non-finite is refused (`diverged`) and leaves the network
+/// as it was.
 pub fn gradient_step(
     net: &mut Network,
     x: ArrayView2<f64>,
     y: ArrayView2<f64>,
     learning_rate: f64,
 ) -> Result<f64, Error> {
+    net.forward_plan(x.nrows(), false).add([net.size(), 2], 8).check("a training step")?;
     let fwd = net.forward(x)?;
     let residual = &fwd.output - &y;
     let size = residual.len() as f64;
     let loss = 0.5 * residual.iter().map(|r| r * r).sum::<f64>() / size;
-    // The deltas are taken through the old weights, then the update goes straight into them.
+    if !loss.is_finite() {
+        return Err(diverged(loss, learning_rate));
+    }
+    // The deltas are taken through the old weights; the update goes into a copy of them.
     let deltas = net.preactivation_grads(&fwd, (residual / size).view());
-    let scales = net.scales.clone();
-    descend_along(&scales, &mut net.layers, &fwd, &deltas, learning_rate);
+    net.layers =
+        stepped(&net.scales, &net.layers, &fwd, &deltas, learning_rate).ok_or_else(|| diverged(loss, learning_rate))?;
     Ok(loss)
+}
+
+/// params - learning_rate * J^T g, laid out like the parameters, from the pre-activation
+/// gradients of g (`preactivation_grads`) and the layers' (w_scale, b_scale): one GEMM per layer
+/// into a copy of the parameters (the gradient is never materialised), or None if any of the
+/// result is not finite (the caller keeps its parameters).
+pub fn stepped(
+    scales: &[(f64, f64)],
+    params: &[DenseParams],
+    fwd: &Forward,
+    deltas: &[Array2<f64>],
+    learning_rate: f64,
+) -> Option<Vec<DenseParams>> {
+    let mut out = Vec::with_capacity(params.len());
+    for (layer, (p, delta)) in params.iter().zip(deltas).enumerate() {
+        let (w_scale, b_scale) = scales[layer];
+        let mut w = p.w.as_standard_layout().into_owned();
+        add_transposed_product(&mut w, fwd.inputs[layer].view(), delta.view(), -learning_rate * w_scale);
+        let b = p.b.as_ref().map(|b| b - &(delta.sum_axis(Axis(0)) * (learning_rate * b_scale)));
+        if !w.iter().chain(b.iter().flatten()).all(|v| v.is_finite()) {
+            return None;
+        }
+        out.push(DenseParams { w, b });
+    }
+    Some(out)
+}
+
+/// The error of a training step that would leave the parameters non-finite.
+pub fn diverged(loss: f64, learning_rate: f64) -> Error {
+    Error::invalid(
+        "learning_rate",
+        format!(
+            "training diverged (loss {loss:.3e}; the step would make parameters non-finite) at learning_rate = \
+             {learning_rate}; the parameters are kept as they were before this step. Gradient descent on this loss \
+             is stable below ntkfast.predict.max_learning_rate(ntk_train_train, y_train.size)"
+        ),
+    )
 }
 
 /// phi' of an external function given without it, by central differences with step
@@ -370,25 +449,6 @@ fn central_differences(f: &dyn PointwiseFn, z: &[f64], slope: &mut [f64]) -> Res
     Ok(())
 }
 
-/// target -= learning_rate * J^T g, laid out like the parameters, from the pre-activation
-/// gradients of g (`preactivation_grads`) and the layers' (w_scale, b_scale): one GEMM per layer
-/// straight into the target, no gradient materialised.
-pub fn descend_along(
-    scales: &[(f64, f64)],
-    target: &mut [DenseParams],
-    fwd: &Forward,
-    deltas: &[Array2<f64>],
-    learning_rate: f64,
-) {
-    for (layer, (t, delta)) in target.iter_mut().zip(deltas).enumerate() {
-        let (w_scale, b_scale) = scales[layer];
-        add_transposed_product(&mut t.w, fwd.inputs[layer].view(), delta.view(), -learning_rate * w_scale);
-        if let Some(b) = &mut t.b {
-            b.scaled_add(-learning_rate * b_scale, &delta.sum_axis(Axis(0)));
-        }
-    }
-}
-
 /// Mean squared error 0.5 * mean((f - y)^2).
 pub fn loss(output: &Array2<f64>, y: ArrayView2<f64>) -> f64 {
     0.5 * output.iter().zip(y.iter()).map(|(f, y)| (f - y) * (f - y)).sum::<f64>() / output.len() as f64
@@ -398,6 +458,33 @@ pub fn loss(output: &Array2<f64>, y: ArrayView2<f64>) -> f64 {
 mod tests {
     use super::*;
     use crate::spec::Dense;
+
+    #[test]
+    fn a_diverging_step_is_refused_and_changes_nothing() {
+        let (_, mut net) = tiny(Activation::AbRelu { a: 0.0, b: 1.0 }, Parameterization::Ntk, 2);
+        let x = Array2::from_shape_fn((4, 3), |(i, j)| ((i * 3 + j) as f64 * 0.37).sin());
+        let y = Array2::from_elem((4, 2), 1.0);
+        let before = net.layers.clone();
+        let mut refused = None;
+        for step in 0..200 {
+            if let Err(e) = gradient_step(&mut net, x.view(), y.view(), 1e150) {
+                refused = Some((step, e));
+                break;
+            }
+            assert!(net.layers.iter().all(|l| l.w.iter().all(|v| v.is_finite())));
+        }
+        let (step, err) = refused.expect("a learning rate of 1e150 diverges");
+        assert!(matches!(err, Error::InvalidArgument { name: "learning_rate", .. }), "{err}");
+        if step == 0 {
+            assert_eq!(net.layers, before, "a refused step leaves the parameters as they were");
+        }
+        // the parameters stay finite; outputs are finite or an Overflow error, never inf/NaN
+        assert!(net.layers.iter().all(|l| l.w.iter().chain(l.b.iter().flatten()).all(|v| v.is_finite())));
+        match net.apply(x.view()) {
+            Ok(out) => assert!(out.iter().all(|v| v.is_finite())),
+            Err(e) => assert!(matches!(e, Error::Overflow { .. }), "{e}"),
+        }
+    }
 
     pub(crate) fn tiny(activation: Activation, parameterization: Parameterization, out_dim: usize) -> (Mlp, Network) {
         let dense = Dense::new(1.3, Some(0.4), "W_std", "b_std").unwrap();

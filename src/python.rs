@@ -6,10 +6,12 @@
 
 use ndarray::{Array, Dimension};
 use numpy::{Element, PyArray, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyException, PyKeyboardInterrupt, PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
+use std::sync::mpsc::RecvTimeoutError;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use crate::empirical;
 use crate::error::Error;
@@ -19,28 +21,133 @@ use crate::linalg::{self, EighDriver};
 use crate::linearized::Linearized;
 use crate::network::{self, DenseParams, Network};
 use crate::spec::{Dense, Mlp, Parameterization};
-use crate::{Activation, simd};
+use crate::{Activation, interrupt, pool, simd};
 
 fn to_py_err(err: Error) -> PyErr {
     match err {
         Error::OutOfMemory { .. } => PyMemoryError::new_err(err.to_string()),
         Error::InvalidArgument { .. } | Error::Overflow { .. } => PyValueError::new_err(err.to_string()),
+        Error::Interrupted => PyKeyboardInterrupt::new_err("the ntkfast core call was interrupted"),
     }
 }
 
-/// Runs `f` without the GIL; a panic (a bug, never expected) becomes a RuntimeError instead of
-/// unwinding into the interpreter.
+/// How often a core call running for the main thread looks for Ctrl-C (Python runs signal
+/// handlers only on the main thread, and only when it holds the GIL).
+const SIGNAL_POLL: Duration = Duration::from_millis(20);
+
+/// Whether this is the process's main thread, where Python handles signals (tid == pid).
+fn on_main_thread() -> bool {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain system calls without arguments.
+    unsafe {
+        libc::gettid() == libc::getpid()
+    }
+    #[cfg(not(target_os = "linux"))]
+    false
+}
+
+/// A panic (a bug, never expected) as a RuntimeError instead of unwinding into the interpreter.
+fn panic_error(panic: Box<dyn std::any::Any + Send>) -> PyErr {
+    let what = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    PyRuntimeError::new_err(format!("internal error in the ntkfast core (please report it): {what}"))
+}
+
+/// The outcome of a core call as a Python result: a Python exception that cancelled it (Ctrl-C,
+/// or a KeyboardInterrupt/SystemExit raised in a user's activation function) wins.
+fn core_result<R>(
+    token: &interrupt::Token,
+    signal: Option<PyErr>,
+    outcome: std::thread::Result<Result<R, Error>>,
+) -> PyResult<R> {
+    if let Some(err) = signal {
+        return Err(err);
+    }
+    let result = outcome.map_err(panic_error)?;
+    if let Err(Error::Interrupted) = &result
+        && let Some(reason) = token.take_reason()
+        && let Ok(err) = reason.downcast::<PyErr>()
+    {
+        return Err(*err);
+    }
+    result.map_err(to_py_err)
+}
+
+/// Runs `f` in the core's thread pool without the GIL, under a cancellation token. For the main
+/// thread the call runs on a helper thread while this one polls Python's signal handlers every
+/// `SIGNAL_POLL`: Ctrl-C cancels the token, the core stops at its next check (a tile, a layer, a
+/// block), and the KeyboardInterrupt is raised with nothing half-written returned.
 fn without_gil<R: Send>(py: Python<'_>, f: impl FnOnce() -> Result<R, Error> + Send) -> PyResult<R> {
-    py.detach(|| catch_unwind(AssertUnwindSafe(f)))
-        .map_err(|panic| {
-            let what = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("unknown panic");
-            PyRuntimeError::new_err(format!("internal error in the ntkfast core (please report it): {what}"))
-        })?
-        .map_err(to_py_err)
+    let token = interrupt::Token::new();
+    let run = || catch_unwind(AssertUnwindSafe(|| pool::install(|| interrupt::with_token(&token, f))));
+    let (outcome, signal) = if on_main_thread() {
+        py.detach(|| {
+            std::thread::scope(|scope| {
+                let (done, finished) = std::sync::mpsc::sync_channel(1);
+                scope.spawn(move || done.send(run()));
+                let mut signal = None;
+                loop {
+                    match finished.recv_timeout(SIGNAL_POLL) {
+                        Ok(outcome) => return (outcome, signal),
+                        Err(RecvTimeoutError::Timeout) if signal.is_none() => {
+                            // (try_attach: never re-enter an interpreter that is shutting down)
+                            if let Some(Err(err)) = Python::try_attach(|py| py.check_signals()) {
+                                token.cancel();
+                                signal = Some(err);
+                            }
+                        }
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => {
+                            return (Err(Box::new("the core's thread ended without a result") as _), signal);
+                        }
+                    }
+                }
+            })
+        })
+    } else {
+        (py.detach(run), None)
+    };
+    core_result(&token, signal, outcome)
+}
+
+/// `without_gil` for work that cannot check a token (a LAPACK routine): `f` owns its data, and on
+/// Ctrl-C the caller raises at once while the routine finishes in the background and its result
+/// is dropped.
+fn without_gil_detached<R: Send + 'static>(
+    py: Python<'_>,
+    f: impl FnOnce() -> Result<R, Error> + Send + 'static,
+) -> PyResult<R> {
+    if !on_main_thread() {
+        return without_gil(py, f);
+    }
+    let token = interrupt::Token::new();
+    let (done, finished) = std::sync::mpsc::sync_channel(1);
+    let worker_token = token.clone();
+    std::thread::spawn(move || {
+        let outcome = catch_unwind(AssertUnwindSafe(|| pool::install(|| interrupt::with_token(&worker_token, f))));
+        let _ = done.send(outcome); // (the caller may have gone: interrupted)
+    });
+    let caller_token = token.clone();
+    let (outcome, signal) = py.detach(move || {
+        loop {
+            match finished.recv_timeout(SIGNAL_POLL) {
+                Ok(outcome) => return (outcome, None),
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Some(Err(err)) = Python::try_attach(|py| py.check_signals()) {
+                        caller_token.cancel();
+                        return (Ok(Err(Error::Interrupted)), Some(err));
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return (Err(Box::new("the core's thread ended without a result") as _), None);
+                }
+            }
+        }
+    });
+    core_result(&token, signal, outcome)
 }
 
 fn non_negative(value: i64, name: &'static str) -> PyResult<usize> {
@@ -102,14 +209,27 @@ impl PyFunction {
     fn call(py: Python<'_>, f: &Py<PyAny>, x: &[f64], out: &mut [f64], what: &str) -> Result<(), Error> {
         let fail = |msg: String| Error::invalid("activation", format!("the {what}: {msg}"));
         let arg = numpy::PyArray1::from_slice(py, x);
-        let result = f.call1(py, (arg,)).map_err(|e| fail(format!("raised {e}")))?;
+        let result = f.call1(py, (arg,)).map_err(|e| {
+            if e.is_instance_of::<PyException>(py) {
+                fail(format!("raised {e}"))
+            } else {
+                // KeyboardInterrupt, SystemExit, ...: not a failure of the function but a request to
+                // stop; it goes back to the caller unchanged.
+                interrupt::current().cancel_with(Box::new(e));
+                Error::Interrupted
+            }
+        })?;
         let np = py.import("numpy").map_err(|e| fail(e.to_string()))?;
         let array = np
             .call_method1("asarray", (result, "float64"))
             .map_err(|e| fail(format!("did not return numbers: {e}")))?;
-        let array = array
-            .cast::<numpy::PyArray1<f64>>()
-            .map_err(|_| fail(format!("must return an array of the argument's shape ({},)", x.len())))?;
+        let array = array.cast::<numpy::PyArray1<f64>>().map_err(|_| {
+            fail(format!(
+                "must accept a 1-D NumPy array and return an array of its shape ({},); use NumPy functions \
+                 (np.tanh, not math.tanh)",
+                x.len()
+            ))
+        })?;
         let values = array.try_readonly().map_err(|e| fail(e.to_string()))?;
         let values = values.as_array();
         if values.len() != x.len() {
@@ -122,14 +242,17 @@ impl PyFunction {
 
 impl crate::series::PointwiseFn for PyFunction {
     fn eval(&self, x: &[f64], value: &mut [f64], slope: &mut [f64]) -> Result<bool, Error> {
-        // Called from the core with the GIL released: take it for the call.
-        Python::attach(|py| {
+        interrupt::check()?;
+        // Called from the core with the GIL released: take it for the call, unless the interpreter
+        // is shutting down (a daemon thread's call then stops instead of re-entering it).
+        Python::try_attach(|py| {
             PyFunction::call(py, &self.value, x, value, "function")?;
             match &self.slope {
                 Some(d) => PyFunction::call(py, d, x, slope, "derivative").map(|_| true),
                 None => Ok(false),
             }
         })
+        .unwrap_or(Err(Error::Interrupted))
     }
 }
 
@@ -288,23 +411,30 @@ fn wrong_matrix(x: &Bound<'_, PyAny>, name: &str) -> PyErr {
     PyTypeError::new_err(format!("{name}: must be a 2-D float64 NumPy array, got {}", describe(x)))
 }
 
+/// A copy of the square float64 matrix `a` (for a LAPACK call that runs detached), once it and
+/// the `copies` n x n matrices the call allocates fit in memory.
+fn owned_square(a: &Bound<'_, PyAny>, copies: usize) -> PyResult<ndarray::Array2<f64>> {
+    let a = readonly_matrix(a, "a")?;
+    let view = a.as_array();
+    linalg::plan_square(&view, "a", copies + 1, "this eigendecomposition").map_err(to_py_err)?;
+    Ok(view.as_standard_layout().into_owned())
+}
+
 /// Eigenvalues (ascending) and eigenvectors (columns) of a symmetric matrix.
 #[pyfunction]
 #[pyo3(signature = (a, driver="syevd"))]
 fn eigh<'py>(py: Python<'py>, a: &Bound<'py, PyAny>, driver: &str) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     let driver = EighDriver::from_name(driver).map_err(to_py_err)?;
-    let a = readonly_matrix(a, "a")?;
-    let view = a.as_array();
-    let (w, v) = without_gil(py, || linalg::eigh(view, driver))?;
+    let a = owned_square(a, linalg::eigh_copies(true))?;
+    let (w, v) = without_gil_detached(py, move || linalg::eigh(a.view(), driver))?;
     Ok((PyArray::from_owned_array(py, w).into_any(), PyArray::from_owned_array(py, v).into_any()))
 }
 
 /// Eigenvalues (ascending) of a symmetric matrix.
 #[pyfunction]
 fn eigvalsh<'py>(py: Python<'py>, a: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    let a = readonly_matrix(a, "a")?;
-    let view = a.as_array();
-    let w = without_gil(py, || linalg::eigvalsh(view))?;
+    let a = owned_square(a, linalg::eigh_copies(false))?;
+    let w = without_gil_detached(py, move || linalg::eigvalsh(a.view()))?;
     Ok(PyArray::from_owned_array(py, w).into_any())
 }
 
@@ -385,54 +515,22 @@ fn readonly_matrix<'py>(x: &Bound<'py, PyAny>, name: &str) -> PyResult<numpy::Py
     matrix(x, name)?.try_readonly().map_err(|e| PyValueError::new_err(format!("{name}: {e}")))
 }
 
-/// Checks x against the network and `y` (named `name`) for shape (n, out_dim) and finiteness.
-fn check_targets(
-    net: &Network,
-    x: &ndarray::ArrayView2<f64>,
-    y: &ndarray::ArrayView2<f64>,
-    name: &str,
-) -> PyResult<()> {
-    net.check_inputs(x, "x").map_err(to_py_err)?;
-    if y.dim() != (x.nrows(), net.out_dim()) {
-        return Err(PyValueError::new_err(format!(
-            "{name}: must have shape ({}, {}), got {:?}",
-            x.nrows(),
-            net.out_dim(),
-            y.dim()
-        )));
-    }
-    if y.iter().any(|v| !v.is_finite()) {
-        return Err(PyValueError::new_err(format!("{name}: contains NaN or infinity")));
-    }
-    Ok(())
+/// A lock's guard even if a panic poisoned it (the core never leaves a network half-updated: a
+/// training step builds new parameters and swaps them in).
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
 }
 
-fn check_rate(learning_rate: f64) -> PyResult<()> {
-    if learning_rate.is_finite() && learning_rate > 0.0 {
-        Ok(())
-    } else {
-        Err(PyValueError::new_err(format!("learning_rate: must be a finite number > 0, got {learning_rate}")))
-    }
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The (x, y) of a gradient step of `net`, checked with its learning rate.
-fn training_batch<'py>(
-    net: &Network,
-    x: &Bound<'py, PyAny>,
-    y: &Bound<'py, PyAny>,
-    learning_rate: f64,
-) -> PyResult<(numpy::PyReadonlyArray2<'py, f64>, numpy::PyReadonlyArray2<'py, f64>)> {
-    check_rate(learning_rate)?;
-    let x = readonly_matrix(x, "x")?;
-    let y = readonly_matrix(y, "y")?;
-    check_targets(net, &x.as_array(), &y.as_array(), "y")?;
-    Ok((x, y))
-}
-
-/// A finite-width network (float64 parameters owned by the core).
-#[pyclass(name = "Network", module = "ntkfast._core")]
+/// A finite-width network (float64 parameters owned by the core). Safe to share between Python
+/// threads: readers (apply, kernels) run concurrently, a training step waits for them (the lock
+/// is taken without the GIL).
+#[pyclass(frozen, name = "Network", module = "ntkfast._core")]
 struct PyNetwork {
-    inner: Network,
+    inner: RwLock<Network>,
 }
 
 #[pymethods]
@@ -444,32 +542,32 @@ impl PyNetwork {
         let external =
             spec.external.clone().map(|f| network::ExternalFn(f as Arc<dyn crate::series::PointwiseFn + Send>));
         let inner = Network::new(&spec.inner, layers, external).map_err(to_py_err)?;
-        Ok(PyNetwork { inner })
+        Ok(PyNetwork { inner: RwLock::new(inner) })
     }
 
     #[getter]
     fn in_dim(&self) -> usize {
-        self.inner.in_dim()
+        read(&self.inner).in_dim()
     }
 
     #[getter]
     fn out_dim(&self) -> usize {
-        self.inner.out_dim()
+        read(&self.inner).out_dim()
     }
 
     fn params<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyList>> {
-        params_to_py(py, &self.inner.layers)
+        let layers = py.detach(|| read(&self.inner).layers.clone());
+        params_to_py(py, &layers)
     }
 
-    fn copy(&self) -> Self {
-        PyNetwork { inner: self.inner.clone() }
+    fn copy(&self, py: Python<'_>) -> Self {
+        PyNetwork { inner: RwLock::new(py.detach(|| read(&self.inner).clone())) }
     }
 
     fn apply<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let x = readonly_matrix(x, "x")?;
         let view = x.as_array();
-        let net = &self.inner;
-        let out = without_gil(py, || net.check_inputs(&view, "x").and_then(|_| net.apply(view)))?;
+        let out = without_gil(py, || read(&self.inner).apply(view))?;
         Ok(PyArray::from_owned_array(py, out).into_any())
     }
 
@@ -484,12 +582,11 @@ impl PyNetwork {
         let x1 = readonly_matrix(x1, "x1")?;
         let x2 = x2.map(|x| readonly_matrix(x, "x2")).transpose()?;
         let (v1, v2) = (x1.as_array(), x2.as_ref().map(|x| x.as_array()));
-        let net = &self.inner;
         if trace {
-            let k = without_gil(py, || empirical::ntk_traced(net, v1, v2))?;
+            let k = without_gil(py, || empirical::ntk_traced(&read(&self.inner), v1, v2))?;
             Ok(PyArray::from_owned_array(py, k).into_any())
         } else {
-            let k = without_gil(py, || empirical::ntk_full(net, v1, v2))?;
+            let k = without_gil(py, || empirical::ntk_full(&read(&self.inner), v1, v2))?;
             Ok(PyArray::from_owned_array(py, k).into_any())
         }
     }
@@ -504,8 +601,7 @@ impl PyNetwork {
         let x1 = readonly_matrix(x1, "x1")?;
         let x2 = x2.map(|x| readonly_matrix(x, "x2")).transpose()?;
         let (v1, v2) = (x1.as_array(), x2.as_ref().map(|x| x.as_array()));
-        let net = &self.inner;
-        let k = without_gil(py, || empirical::nngp(net, v1, v2))?;
+        let k = without_gil(py, || empirical::nngp(&read(&self.inner), v1, v2))?;
         Ok(PyArray::from_owned_array(py, k).into_any())
     }
 
@@ -519,46 +615,91 @@ impl PyNetwork {
         let x = readonly_matrix(x, "x")?;
         let g = readonly_matrix(g, "g")?;
         let (xv, gv) = (x.as_array(), g.as_array());
-        check_targets(&self.inner, &xv, &gv, "g")?;
-        let net = &self.inner;
-        let grads = without_gil(py, || Ok(net.backward(&net.forward(xv)?, gv)))?;
+        let grads = without_gil(py, || {
+            let net = read(&self.inner);
+            check_targets(&net, &xv, &gv, "g")?;
+            net.forward_plan(xv.nrows(), false).add([net.size()], 8).check("this gradient")?;
+            Ok(net.backward(&net.forward(xv)?, gv))
+        })?;
         params_to_py(py, &grads)
     }
 
     /// One full-batch gradient-descent step on 0.5 * mean((f(x) - y)^2); returns the loss before it.
     fn train_step(
-        &mut self,
+        &self,
         py: Python<'_>,
         x: &Bound<'_, PyAny>,
         y: &Bound<'_, PyAny>,
         learning_rate: f64,
     ) -> PyResult<f64> {
-        let (x, y) = training_batch(&self.inner, x, y, learning_rate)?;
+        check_rate(learning_rate)?;
+        let (x, y) = (readonly_matrix(x, "x")?, readonly_matrix(y, "y")?);
         let (xv, yv) = (x.as_array(), y.as_array());
-        let net = &mut self.inner;
-        without_gil(py, || network::gradient_step(net, xv, yv, learning_rate))
+        without_gil(py, || {
+            let mut net = write(&self.inner);
+            check_targets(&net, &xv, &yv, "y")?;
+            network::gradient_step(&mut net, xv, yv, learning_rate)
+        })
     }
 
     fn norm(&self) -> f64 {
-        self.inner.norm()
+        read(&self.inner).norm()
     }
 
-    fn distance(&self, other: &PyNetwork) -> PyResult<f64> {
-        if other.inner.layers.iter().map(|l| l.w.dim()).ne(self.inner.layers.iter().map(|l| l.w.dim())) {
+    fn distance(&self, py: Python<'_>, other: &PyNetwork) -> PyResult<f64> {
+        // (a snapshot of the other network first: never hold two of these locks at once)
+        let other = py.detach(|| read(&other.inner).clone());
+        let net = read(&self.inner);
+        if other.layers.iter().map(|l| l.w.dim()).ne(net.layers.iter().map(|l| l.w.dim())) {
             return Err(PyValueError::new_err("other: a network of a different shape"));
         }
-        Ok(self.inner.distance(&other.inner))
+        Ok(net.distance(&other))
     }
 
-    fn linearize(&self) -> PyLinearized {
-        PyLinearized { inner: Linearized::new(self.inner.clone()) }
+    /// The linearisation at the current parameters, with parameter change `delta` (zero if None).
+    #[pyo3(signature = (delta=None))]
+    fn linearize(&self, py: Python<'_>, delta: Option<&Bound<'_, PyAny>>) -> PyResult<PyLinearized> {
+        let base = py.detach(|| read(&self.inner).clone());
+        let inner = match delta {
+            None => Linearized::new(base),
+            Some(delta) => Linearized::with_delta(base, params_from_py(delta)?).map_err(to_py_err)?,
+        };
+        Ok(PyLinearized { inner: RwLock::new(inner) })
     }
 }
 
-/// The linearisation of a network at its current parameters.
-#[pyclass(name = "Linearized", module = "ntkfast._core")]
+/// The (Cholesky-free) checks of a training batch: shapes against the network, finite targets.
+fn check_targets(
+    net: &Network,
+    x: &ndarray::ArrayView2<f64>,
+    y: &ndarray::ArrayView2<f64>,
+    name: &'static str,
+) -> Result<(), Error> {
+    net.check_inputs(x, "x")?;
+    if y.dim() != (x.nrows(), net.out_dim()) {
+        return Err(Error::invalid(
+            name,
+            format!("must have shape ({}, {}), got {:?}", x.nrows(), net.out_dim(), y.dim()),
+        ));
+    }
+    if y.iter().any(|v| !v.is_finite()) {
+        return Err(Error::invalid(name, "contains NaN or infinity"));
+    }
+    Ok(())
+}
+
+fn check_rate(learning_rate: f64) -> PyResult<()> {
+    if learning_rate.is_finite() && learning_rate > 0.0 {
+        Ok(())
+    } else {
+        Err(PyValueError::new_err(format!("learning_rate: must be a finite number > 0, got {learning_rate}")))
+    }
+}
+
+/// The linearisation of a network at its parameters (shareable between threads like `Network`).
+#[pyclass(frozen, name = "Linearized", module = "ntkfast._core")]
 struct PyLinearized {
-    inner: Linearized,
+    inner: RwLock<Linearized>,
 }
 
 #[pymethods]
@@ -566,34 +707,47 @@ impl PyLinearized {
     fn apply<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let x = readonly_matrix(x, "x")?;
         let view = x.as_array();
-        let lin = &self.inner;
-        let out = without_gil(py, || lin.apply(view))?;
+        let out = without_gil(py, || read(&self.inner).apply(view))?;
         Ok(PyArray::from_owned_array(py, out).into_any())
     }
 
     fn train_step(
-        &mut self,
+        &self,
         py: Python<'_>,
         x: &Bound<'_, PyAny>,
         y: &Bound<'_, PyAny>,
         learning_rate: f64,
     ) -> PyResult<f64> {
-        let (x, y) = training_batch(&self.inner.base, x, y, learning_rate)?;
+        check_rate(learning_rate)?;
+        let (x, y) = (readonly_matrix(x, "x")?, readonly_matrix(y, "y")?);
         let (xv, yv) = (x.as_array(), y.as_array());
-        let lin = &mut self.inner;
-        without_gil(py, || lin.gradient_step(xv, yv, learning_rate))
+        without_gil(py, || {
+            let mut lin = write(&self.inner);
+            check_targets(&lin.base, &xv, &yv, "y")?;
+            lin.gradient_step(xv, yv, learning_rate)
+        })
     }
 
     fn delta_norm(&self) -> f64 {
-        self.inner.delta_norm()
+        read(&self.inner).delta_norm()
     }
 
     fn base_norm(&self) -> f64 {
-        self.inner.base.norm()
+        read(&self.inner).base.norm()
     }
 
     fn delta<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyList>> {
-        params_to_py(py, &self.inner.delta)
+        let delta = py.detach(|| read(&self.inner).delta.clone());
+        params_to_py(py, &delta)
+    }
+
+    /// The network the linearisation is taken at (a copy).
+    fn base(&self, py: Python<'_>) -> PyNetwork {
+        PyNetwork { inner: RwLock::new(py.detach(|| read(&self.inner).base.clone())) }
+    }
+
+    fn copy(&self, py: Python<'_>) -> Self {
+        PyLinearized { inner: RwLock::new(py.detach(|| read(&self.inner).clone())) }
     }
 }
 
@@ -607,10 +761,17 @@ fn simd_level() -> &'static str {
     }
 }
 
-/// The number of threads the core runs on (rayon's pool; set RAYON_NUM_THREADS to change it).
+/// The number of threads the core runs on (set RAYON_NUM_THREADS to change it).
 #[pyfunction]
 fn num_threads() -> usize {
-    rayon::current_num_threads()
+    pool::num_threads()
+}
+
+/// Stops running core calls and refuses new ones: registered with `atexit`, so that a daemon
+/// thread's kernel ends instead of re-entering an interpreter that is shutting down.
+#[pyfunction]
+fn _shutdown() {
+    interrupt::shut_down();
 }
 
 #[pymodule]
@@ -620,6 +781,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyLinearized>()?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
     m.add_function(wrap_pyfunction!(eigh, m)?)?;
     m.add_function(wrap_pyfunction!(eigvalsh, m)?)?;
     m.add_function(wrap_pyfunction!(cholesky, m)?)?;

@@ -6,7 +6,7 @@
 //! Sigma-hat = dual(Sigma), Theta-hat = Theta * Sigma-dot. The readout is a last Dense map.
 //! The input kernel is Sigma-hat = x1.x2 / d with Theta-hat = 0.
 
-use crate::activation::Dual;
+use crate::activation::{ColumnInputs, Dual, RowInput};
 use crate::float::{MulAdd, Real, Separate};
 use crate::spec::DenseStep;
 
@@ -33,7 +33,11 @@ pub fn diagonal<D: Dual<f64>>(steps: &[DenseStep<f64>], dual: D, input_variance:
     let mut ntk = vec![0.0; n];
     let mut peak: f64 = 0.0;
     let mut track = |v: f64| peak = if v.is_finite() { peak.max(v.abs()) } else { f64::INFINITY };
+    let token = crate::interrupt::current();
     for i in 0..n {
+        if i % 64 == 0 && token.is_cancelled() {
+            break; // the caller checks the token and discards the result
+        }
         let (mut sigma_hat, mut theta_hat) = (input_variance[i], 0.0);
         for (layer, step) in steps[..depth].iter().enumerate() {
             let theta = step.theta::<M>(sigma_hat, theta_hat);
@@ -55,26 +59,48 @@ pub fn diagonal<D: Dual<f64>>(steps: &[DenseStep<f64>], dual: D, input_variance:
 }
 
 /// Per-layer quantities of a set of inputs, layer-major: `q[l * n + i]` is the variance of
-/// input i at hidden layer l and `aux[l * n + i]` the dual's auxiliary of it.
+/// input i at hidden layer l, `aux[l * n + i]` the dual's auxiliary of it and `root[l * n + i]`
+/// its square root.
 pub struct LayerStats<'a, T> {
     pub q: &'a [T],
     pub aux: &'a [T],
+    pub root: &'a [T],
     pub n: usize,
+}
+
+impl<T: Real> LayerStats<'_, T> {
+    /// Input `i` at hidden layer `layer`, as a row of a tile.
+    #[inline(always)]
+    pub fn row(&self, layer: usize, i: usize) -> RowInput<T> {
+        let index = layer * self.n + i;
+        RowInput { q: self.q[index], aux: self.aux[index], root: self.root[index], index }
+    }
+
+    /// Inputs `col0..col0 + len` at hidden layer `layer`, as the columns of a tile row.
+    #[inline(always)]
+    pub fn columns(&self, layer: usize, col0: usize, len: usize) -> ColumnInputs<'_, T> {
+        let index = layer * self.n + col0;
+        ColumnInputs {
+            q: &self.q[index..][..len],
+            aux: &self.aux[index..][..len],
+            root: &self.root[index..][..len],
+            index,
+        }
+    }
 }
 
 /// Runs every layer on one row segment of a Gram tile, in place, while it sits in cache.
 ///
 /// `sigma` holds the input kernel x1.x2/d on entry and the NNGP on exit; with `NTK`, `theta`
-/// receives the NTK (its entry values are ignored). `row_q[l]`, `row_aux[l]` describe the row's
-/// input (number `row` of `row_n`) at hidden layer l; `cols` the columns' inputs, from `col0`.
+/// receives the NTK (its entry values are ignored). Row `row` of `rows` against the columns
+/// `cols` from `col0`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub fn row<T: Real, D: Dual<T>, M: MulAdd, const NTK: bool>(
     steps: &[DenseStep<T>],
     dual: D,
-    row_q: &[T],
-    row_aux: &[T],
-    (row, row_n): (usize, usize),
+    rows: &LayerStats<T>,
+    row: usize,
     cols: &LayerStats<T>,
     col0: usize,
     sigma: &mut [T],
@@ -82,31 +108,20 @@ pub fn row<T: Real, D: Dual<T>, M: MulAdd, const NTK: bool>(
 ) {
     let depth = steps.len() - 1;
     for layer in 0..depth {
-        row_layer::<T, D, M, NTK>(
-            steps,
-            dual,
-            layer,
-            (row_q[layer], row_aux[layer]),
-            (row, row_n),
-            cols,
-            col0,
-            sigma,
-            theta,
-        );
+        row_layer::<T, D, M, NTK>(steps, dual, layer, rows.row(layer, row), cols, col0, sigma, theta);
     }
     row_readout::<T, M, NTK>(&steps[depth], depth == 0, sigma, theta);
 }
 
-/// Hidden layer `layer` of `row` alone (`row_input`: the row's (q, aux) at that layer), for
-/// tiles that run layer by layer (`Dual::LAYER_MAJOR`).
+/// Hidden layer `layer` of one row alone (`row_input`: the row at that layer), for tiles that
+/// run layer by layer (`Dual::LAYER_MAJOR`).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub fn row_layer<T: Real, D: Dual<T>, M: MulAdd, const NTK: bool>(
     steps: &[DenseStep<T>],
     dual: D,
     layer: usize,
-    (q1, a1): (T, T),
-    (row, row_n): (usize, usize),
+    row_input: RowInput<T>,
     cols: &LayerStats<T>,
     col0: usize,
     sigma: &mut [T],
@@ -114,10 +129,7 @@ pub fn row_layer<T: Real, D: Dual<T>, M: MulAdd, const NTK: bool>(
 ) {
     let len = sigma.len();
     let theta = &mut theta[..if NTK { len } else { 0 }];
-    let base = layer * cols.n + col0;
-    let q2 = &cols.q[base..][..len];
-    let a2 = &cols.aux[base..][..len];
-    dual.layer_row::<M, NTK>((&steps[layer], layer == 0), sigma, theta, (q1, a1, layer * row_n + row), q2, a2, base);
+    dual.layer_row::<M, NTK>((&steps[layer], layer == 0), sigma, theta, row_input, cols.columns(layer, col0, len));
 }
 
 /// The readout Dense map on a row segment; `first`: no hidden layer before it.
@@ -137,6 +149,21 @@ pub fn row_readout<T: Real, M: MulAdd, const NTK: bool>(
     for s in sigma.iter_mut() {
         *s = readout.sigma::<M>(*s);
     }
+}
+
+/// Clamps a finished row segment of a kernel to the Cauchy-Schwarz bound of its diagonals,
+/// |k(i, j)| <= sqrt(k(i, i) k(j, j)) (`row_root` = sqrt(k(i, i)), `col_roots[j]` = sqrt(k(j, j))),
+/// and tells whether every entry is finite. The diagonals are exact; the bound keeps rounding in
+/// the off-diagonal entries from making the matrix indefinite.
+#[inline(always)]
+pub fn clamp_row<T: Real>(row_root: T, col_roots: &[T], out: &mut [T]) -> bool {
+    let mut finite = true;
+    for (k, &c) in out.iter_mut().zip(col_roots) {
+        let bound = row_root * c;
+        finite &= k.is_finite();
+        *k = k.min_fast(bound).max_fast(-bound);
+    }
+    finite
 }
 
 #[cfg(test)]
@@ -168,17 +195,16 @@ mod tests {
             let dual = Erf::<f64>::new(1.2, 0.8, 0.1);
             let d = diagonal(&st, dual, &[q, q]);
             let aux: Vec<f64> = d.variances.iter().map(|&v| dual.aux(v)).collect();
-            let row_q: Vec<f64> = d.variances.iter().step_by(2).copied().collect();
-            let row_aux: Vec<f64> = aux.iter().step_by(2).copied().collect();
-            let cols = LayerStats { q: &d.variances, aux: &aux, n: 2 };
+            let root: Vec<f64> = d.variances.iter().map(|&v| v.sqrt()).collect();
+            let cols = LayerStats { q: &d.variances, aux: &aux, root: &root, n: 2 };
             let (mut sig, mut th) = (vec![q, q], vec![0.0, 0.0]);
-            row::<f64, _, Fused, true>(&st, dual, &row_q, &row_aux, (0, 2), &cols, 0, &mut sig, &mut th);
+            row::<f64, _, Fused, true>(&st, dual, &cols, 0, &cols, 0, &mut sig, &mut th);
             for j in 0..2 {
                 assert!((sig[j] - d.nngp[0]).abs() < 1e-14 * d.nngp[0]);
                 assert!((th[j] - d.ntk[0]).abs() < 1e-14 * d.ntk[0]);
             }
             let mut sig_only = vec![q, q];
-            row::<f64, _, Fused, false>(&st, dual, &row_q, &row_aux, (0, 2), &cols, 0, &mut sig_only, &mut []);
+            row::<f64, _, Fused, false>(&st, dual, &cols, 0, &cols, 0, &mut sig_only, &mut []);
             assert_eq!(sig_only, sig);
         }
     }

@@ -15,7 +15,7 @@
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
-use crate::activation::Dual;
+use crate::activation::{ColumnInputs, Dual, RowInput};
 use crate::error::Error;
 use crate::float::{MulAdd, Real};
 use crate::hermite::{self, Rule};
@@ -293,6 +293,7 @@ pub fn diagonal(
     degree: usize,
     max_degree: usize,
     input_variance: &[f64],
+    fits: &dyn Fn(usize) -> Result<(), Error>,
 ) -> Result<(Diagonal, Series), Error> {
     let mut degree = degree;
     // Each try costs O(n degree terms): find the degree on a few inputs spread over the range of
@@ -303,9 +304,10 @@ pub fn diagonal(
         order.sort_by(|&i, &j| input_variance[i].total_cmp(&input_variance[j]));
         let last = order.len() - 1;
         let probes: Vec<f64> = (0..PROBES).map(|p| input_variance[order[p * last / (PROBES - 1)]]).collect();
-        degree = diagonal(steps, f, degree, max_degree, &probes)?.1.degree;
+        degree = diagonal(steps, f, degree, max_degree, &probes, &|_| Ok(()))?.1.degree;
     }
     loop {
+        fits(degree)?;
         let (diag, tables, error) = diagonal_at(steps, f, degree, input_variance)?;
         if error <= ERROR_TOLERANCE || degree >= max_degree {
             return Ok((diag, Series { tables, degree, error }));
@@ -336,6 +338,7 @@ fn diagonal_at(
     let mut sigma_hat = input_variance.to_vec();
     let mut theta_hat = vec![0.0; n];
     for (layer, step) in steps[..depth].iter().enumerate() {
+        crate::interrupt::check()?;
         let theta: Vec<f64> =
             (0..n).map(|i| step.theta::<crate::float::Separate>(sigma_hat[i], theta_hat[i])).collect();
         let q: Vec<f64> = sigma_hat.iter().map(|&s| step.sigma::<crate::float::Separate>(s)).collect();
@@ -425,16 +428,10 @@ impl<T: Real> Dual<T> for SeriesDual<'_, T> {
         // the identity map, then the activation, Theta = 1
         let identity = DenseStep { w2: T::ONE, b2: T::ZERO, ntk_alpha: T::ZERO, ntk_beta: T::ONE };
         let (mut s, mut t) = ([q12], [T::ZERO]);
-        let row = (T::ZERO, T::ZERO, aux1.to_f64() as usize);
-        self.layer_row::<M, true>(
-            (&identity, true),
-            &mut s,
-            &mut t,
-            row,
-            &[T::ZERO],
-            &[T::ZERO],
-            aux2.to_f64() as usize,
-        );
+        let row = RowInput { q: T::ZERO, aux: T::ZERO, root: T::ZERO, index: aux1.to_f64() as usize };
+        let zero = [T::ZERO];
+        let cols = ColumnInputs { q: &zero, aux: &zero, root: &zero, index: aux2.to_f64() as usize };
+        self.layer_row::<M, true>((&identity, true), &mut s, &mut t, row, cols);
         (s[0], t[0])
     }
 
@@ -446,11 +443,11 @@ impl<T: Real> Dual<T> for SeriesDual<'_, T> {
         (step, first): (&DenseStep<T>, bool),
         sigma: &mut [T],
         theta: &mut [T],
-        (_q1, _a1, i): (T, T, usize),
-        _q2: &[T],
-        _a2: &[T],
-        index2: usize,
+        row: RowInput<T>,
+        cols: ColumnInputs<'_, T>,
     ) {
+        // (the correlation is clamped to [-1, 1] below)
+        let (i, index2) = (row.index, cols.index);
         if NTK {
             for (s, t) in sigma.iter_mut().zip(theta.iter_mut()) {
                 let theta_hat = if first { T::ZERO } else { *t };

@@ -8,6 +8,8 @@ A Rust core (multithreaded, SIMD) with neural-tangents' conventions and numbers:
     k_test = mlp.kernel(x_test, x_train, get="ntk")
 """
 
+import atexit as _atexit
+
 from . import _openblas
 
 _openblas.configure()  # before the core, and with it OpenBLAS, is loaded
@@ -17,6 +19,11 @@ from ._core import __version__, num_threads, simd_level  # noqa: E402
 from .finite import Network, monte_carlo_kernel  # noqa: E402
 from .linalg import eigh, eigvalsh  # noqa: E402
 from .models import MLP, Kernel  # noqa: E402
+from ._core import _shutdown  # noqa: E402
+
+# At exit, stop core calls still running in daemon threads before the interpreter finalises
+# (their Python activation functions must not be called into a dying interpreter).
+_atexit.register(_shutdown)
 
 __all__ = ["MLP", "Kernel", "Network", "monte_carlo_kernel", "activations", "eigh", "eigvalsh", "finite", "linalg",
            "predict", "num_threads", "simd_level", "__version__"]

@@ -36,3 +36,27 @@ def as_input_pair(x1, x2, names=("x1", "x2")) -> tuple[np.ndarray, np.ndarray | 
         common = np.result_type(a.dtype, b.dtype)
         a, b = a.astype(common, copy=False), b.astype(common, copy=False)
     return a, b
+
+
+def as_rng(seed, name: str = "seed") -> np.random.Generator:
+    """NumPy's Generator for ``seed``: a non-negative integer, a sequence of them, None (fresh
+    entropy), a ``SeedSequence``, a ``BitGenerator`` or a ``Generator`` (used as is)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    return np.random.default_rng(as_seed_sequence(seed, name) if not isinstance(seed, np.random.BitGenerator)
+                                 else seed)
+
+
+def as_seed_sequence(seed, name: str = "seed") -> np.random.SeedSequence:
+    """``seed`` (a non-negative integer, a sequence of them, None or a ``SeedSequence``) as a
+    ``SeedSequence``, with errors that name the argument (NumPy's name none)."""
+    if isinstance(seed, np.random.SeedSequence):
+        return seed
+    expected = "a non-negative integer, a sequence of them, None or a numpy SeedSequence/Generator"
+    if isinstance(seed, (bool, np.bool_)) or isinstance(seed, (float, str, bytes)):
+        raise TypeError(f"{name}: must be {expected}, got {seed!r}")
+    try:
+        return np.random.SeedSequence(seed)
+    except (TypeError, ValueError) as exc:
+        kind = ValueError if isinstance(exc, ValueError) else TypeError
+        raise kind(f"{name}: must be {expected}, got {seed!r}") from None

@@ -16,16 +16,20 @@ from typing import Optional
 import numpy as np
 
 from . import _core, linalg
-from ._arrays import as_inputs
+from ._arrays import as_inputs, as_rng, as_seed_sequence
+from .models import MAX_WIDTH, check_mlp
 
 __all__ = ["Network", "LinearizedNetwork", "TrainingHistory", "MinNormSolution", "MonteCarloKernel",
            "init_params", "monte_carlo_kernel"]
 
 
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise (TypeError if not isinstance(value, numbers.Integral) or isinstance(value, bool) else ValueError)(
-            f"{name}: must be a positive integer, got {value!r}")
+def _positive_int(value, name: str, maximum: Optional[int] = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: must be a positive integer, got {value!r}")
+    if value < 1 or (maximum is not None and value > maximum):
+        bound = "a positive integer" if maximum is None else f"an integer from 1 to {maximum:_}"
+        shown = f"{value}" if abs(value) < 10**20 else f"{float(value):.3g}"
+        raise ValueError(f"{name}: must be {bound}, got {shown}")
     return int(value)
 
 
@@ -33,44 +37,70 @@ def init_params(mlp, in_dim: int, width: int, out_dim: int = 1, seed=0) -> list:
     """Parameters of ``mlp`` drawn by NumPy's Generator from ``seed``, in neural-tangents' layout:
     a (W, b) pair per Dense layer, W of shape (fan_in, fan_out), b of shape (fan_out,) or None.
     "ntk": W, b ~ N(0, 1) (scaled in the forward pass); "standard": W ~ N(0, W_std^2/fan_in),
-    b ~ N(0, b_std^2)."""
-    in_dim, width, out_dim = (_positive_int(v, n) for v, n in ((in_dim, "in_dim"), (width, "width"),
-                                                               (out_dim, "out_dim")))
-    rng = np.random.default_rng(seed)
+    b ~ N(0, b_std^2).
+
+    ``seed``: a non-negative integer (or a sequence of them), None, a ``SeedSequence`` or a
+    ``Generator`` (drawn from as is)."""
+    mlp = check_mlp(mlp)
+    in_dim, width, out_dim = (_positive_int(v, n, MAX_WIDTH) for v, n in ((in_dim, "in_dim"), (width, "width"),
+                                                                          (out_dim, "out_dim")))
+    rng = as_rng(seed)
     dims = [in_dim] + [width] * mlp.depth + [out_dim]
+    count = sum(fan_in * fan_out + fan_out for fan_in, fan_out in zip(dims[:-1], dims[1:]))
+    too_big = MemoryError(f"width: a network with in_dim={in_dim}, width={width}, depth={mlp.depth}, "
+                          f"out_dim={out_dim} has {count:.3g} parameters ({8 * count / 2**30:.3g} GiB in float64), "
+                          "more than can be allocated")
+    if 8 * count >= 2**62:  # beyond any address space: NumPy would fail with a message naming nothing
+        raise too_big
     params = []
-    for layer, (fan_in, fan_out) in enumerate(zip(dims[:-1], dims[1:])):
-        hidden = layer < mlp.depth
-        w_std = mlp.W_std if hidden else mlp.readout_W_std
-        b_std = mlp.b_std if hidden else mlp.readout_b_std
-        w = rng.standard_normal((fan_in, fan_out))
-        b = None if b_std is None else rng.standard_normal(fan_out)
-        if mlp.parameterization == "standard":
-            w *= w_std / np.sqrt(fan_in)
-            b = None if b is None else b * b_std
-        params.append((w, b))
+    try:
+        for layer, (fan_in, fan_out) in enumerate(zip(dims[:-1], dims[1:])):
+            hidden = layer < mlp.depth
+            w_std = mlp.W_std if hidden else mlp.readout_W_std
+            b_std = mlp.b_std if hidden else mlp.readout_b_std
+            w = rng.standard_normal((fan_in, fan_out))
+            b = None if b_std is None else rng.standard_normal(fan_out)
+            if mlp.parameterization == "standard":
+                w *= w_std / np.sqrt(fan_in)
+                b = None if b is None else b * b_std
+            params.append((w, b))
+    except MemoryError:
+        raise too_big from None
     return params
 
 
 def _as_params(params) -> list:
     """(W, b) pairs as float64 arrays; accepts neural-tangents' raw ``init_fn`` output (empty
-    tuples for activation layers, b of shape (1, fan_out), JAX arrays)."""
+    tuples for activation layers, b of shape (1, fan_out), JAX arrays). Complex, non-numeric or
+    non-finite entries are refused (a complex W would otherwise silently lose its imaginary part)."""
     if not isinstance(params, (list, tuple)):
         raise TypeError(f"params: must be a list of (W, b) pairs, got {type(params).__name__}")
+
+    def real(value, what: str) -> np.ndarray:
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "fiu":
+            raise TypeError(f"params: {what} must hold real numbers, got dtype {arr.dtype}")
+        arr = np.asarray(arr, dtype=np.float64)
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"params: {what} contains NaN or infinity")
+        return arr
+
     out = []
-    for layer in params:
+    for index, layer in enumerate(params):
         if isinstance(layer, (tuple, list)) and len(layer) == 0:
             continue  # an activation layer of stax.serial
         if not isinstance(layer, (tuple, list)) or len(layer) != 2:
-            raise TypeError("params: every Dense layer must be a pair (W, b or None)")
+            length = f" of length {len(layer)}" if hasattr(layer, "__len__") else ""
+            raise TypeError(f"params: every Dense layer must be a pair (W, b or None); params[{index}] is "
+                            f"{type(layer).__name__}{length}")
         w, b = layer
-        w = np.asarray(w, dtype=np.float64)
+        w = real(w, f"params[{index}]'s W")
         if w.ndim != 2:
-            raise ValueError(f"params: W must be 2-D (fan_in, fan_out), got shape {w.shape}")
+            raise ValueError(f"params: params[{index}]'s W must be 2-D (fan_in, fan_out), got shape {w.shape}")
         if b is not None:
-            b = np.asarray(b, dtype=np.float64)
+            b = real(b, f"params[{index}]'s b")
             if b.size != w.shape[1] or b.ndim not in (1, 2):
-                raise ValueError(f"params: b must have {w.shape[1]} entries, got shape {b.shape}")
+                raise ValueError(f"params: params[{index}]'s b must have {w.shape[1]} entries, got shape {b.shape}")
             b = np.ascontiguousarray(b.reshape(-1))
         out.append((np.ascontiguousarray(w), b))
     return out
@@ -120,12 +150,24 @@ class MinNormSolution:
     sigma_min: float
 
 
-def _train(core, x, y, learning_rate, steps, x_test, y_test, record_every, kernel_fn, initial_norm, change_fn):
-    steps = int(steps)
+def _learning_rate(learning_rate) -> float:
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real):
+        raise TypeError(f"learning_rate: must be a real number > 0, got {type(learning_rate).__name__}")
+    if not (np.isfinite(learning_rate) and learning_rate > 0):
+        raise ValueError(f"learning_rate: must be a finite number > 0, got {learning_rate!r}")
+    return float(learning_rate)
+
+
+def _steps(steps) -> int:
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral):
+        raise TypeError(f"steps: must be an integer >= 0, got {steps!r} ({type(steps).__name__})")
     if steps < 0:
         raise ValueError(f"steps: must be >= 0, got {steps}")
-    if not (isinstance(learning_rate, numbers.Real) and np.isfinite(learning_rate) and learning_rate > 0):
-        raise ValueError(f"learning_rate: must be a finite number > 0, got {learning_rate!r}")
+    return int(steps)
+
+
+def _train(core, x, y, learning_rate, steps, x_test, y_test, record_every, kernel_fn, initial_norm, change_fn):
+    steps, learning_rate = _steps(steps), _learning_rate(learning_rate)
     every = max(1, steps // 50) if record_every is None else _positive_int(record_every, "record_every")
     recorded = sorted(set(range(0, steps + 1, every)) | {steps})
     theta0 = kernel_fn() if kernel_fn is not None else None
@@ -142,20 +184,42 @@ def _train(core, x, y, learning_rate, steps, x_test, y_test, record_every, kerne
     for s in range(steps):
         if s in recorded:
             record()
-        train_loss[s] = core.train_step(x, y, learning_rate)
+        try:
+            train_loss[s] = core.train_step(x, y, learning_rate)
+        except ValueError as e:
+            if str(e).startswith("learning_rate: training diverged"):
+                # the core refused the step and kept the parameters: say when
+                raise ValueError(f"{e} (at step {s} of {steps})") from None
+            raise
     train_loss[steps] = 0.5 * np.mean((core.apply(x) - y) ** 2)
     record()
     step = np.array(recorded)
-    return TrainingHistory(step, step * float(learning_rate), train_loss,
+    return TrainingHistory(step, step * learning_rate, train_loss,
                            np.array(test_loss) if x_test is not None else None, np.array(change),
                            np.array(drift) if theta0 is not None else None)
 
 
+def _restore_network(mlp, params):
+    return Network(mlp, params)
+
+
+def _restore_linearized(mlp, params, delta):
+    new = LinearizedNetwork.__new__(LinearizedNetwork)
+    new.mlp, new._core = mlp, Network(mlp, params)._core.linearize(delta)
+    return new
+
+
 class Network:
-    """A finite-width network of an ``MLP`` spec (``MLP.init`` or ``Network.from_params``)."""
+    """A finite-width network of an ``MLP`` spec (``MLP.init`` or ``Network.from_params``).
+
+    Networks pickle (by their spec and parameters, e.g. for joblib or Dask); ``copy.copy`` and
+    ``copy.deepcopy`` give independent networks (the parameters are always copied). One network
+    may be used from several Python threads: reads run concurrently, a training step waits for
+    them.
+    """
 
     def __init__(self, mlp, params):
-        self.mlp = mlp
+        self.mlp = check_mlp(mlp)
         self._core = _core.Network(mlp._spec, _as_params(params))
 
     @classmethod
@@ -188,6 +252,8 @@ class Network:
     def ntk(self, x1, x2=None, *, trace: bool = True) -> np.ndarray:
         """Empirical NTK <df_k(x1_i)/dtheta, df_l(x2_j)/dtheta>: averaged over outputs k = l,
         (n1, n2), or the full (n1, n2, out_dim, out_dim) with ``trace=False``."""
+        if not isinstance(trace, (bool, np.bool_)):
+            raise TypeError(f"trace: must be True or False, got {trace!r}")
         a = _float_inputs(x1, "x1")
         return self._core.ntk(a, None if x2 is None else _float_inputs(x2, "x2"), trace)
 
@@ -197,17 +263,32 @@ class Network:
         return self._core.nngp(a, None if x2 is None else _float_inputs(x2, "x2"))
 
     def copy(self) -> "Network":
+        """An independent copy (training it leaves this network unchanged)."""
         new = Network.__new__(Network)
         new.mlp, new._core = self.mlp, self._core.copy()
         return new
 
+    __copy__ = copy
+
+    def __deepcopy__(self, memo) -> "Network":
+        return self.copy()
+
+    def __reduce__(self):
+        return (_restore_network, (self.mlp, self.params))
+
     def train(self, x, y, *, learning_rate: float, steps: int, x_test=None, y_test=None,
-              record_every: Optional[int] = None, track_kernel: bool = True) -> TrainingHistory:
+              record_every: Optional[int] = None, track_kernel: bool = False) -> TrainingHistory:
         """Full-batch gradient descent on 0.5 * mean((f(x) - y)^2), in place.
 
         Gradients are analytic (reverse mode in the core). With a small learning rate this is
         gradient flow for time ``learning_rate * steps``, comparable with ``ntkfast.predict``.
-        ``track_kernel`` also records how far the empirical NTK on ``x`` drifts.
+        Losses and the parameter change are recorded every ``record_every`` steps (default: about
+        50 records). ``track_kernel=True`` also records how far the empirical NTK on ``x`` drifts:
+        one empirical NTK of ``x`` per record, which can cost far more than the training itself.
+
+        A step that would make a parameter non-finite (a learning rate above the stable range,
+        ``ntkfast.predict.max_learning_rate``) raises ValueError and leaves the network at its
+        last finite parameters.
         """
         x = _float_inputs(x, "x")
         y = _targets(y, x.shape[0], self.out_dim)
@@ -219,11 +300,12 @@ class Network:
                       lambda: self._core.distance(start))
 
     def linearize(self) -> "LinearizedNetwork":
-        """The first-order Taylor expansion of the network at its current parameters."""
+        """The first-order Taylor expansion of the network at its current parameters (theta_0 =
+        the parameters now: call it before ``train`` to linearise around the initialisation)."""
         return LinearizedNetwork(self)
 
     def min_norm_solution(self, x, y) -> MinNormSolution:
-        """The seeds' minimum-norm solution of the linearised least-squares problem at the
+        """The minimum-norm solution of the linearised least-squares problem (Lee et al. 2019) at the
         current parameters: delta = J^+ (y - f(x)), its norm, and the bound ||r|| / sigma_min(J)."""
         x = _float_inputs(x, "x")
         y = _targets(y, x.shape[0], self.out_dim)
@@ -241,12 +323,32 @@ class Network:
 
 
 class LinearizedNetwork:
-    """f_lin(x) = f(x; theta_0) + J(x; theta_0) (theta - theta_0), trained like the network."""
+    """f_lin(x) = f(x; theta_0) + J(x; theta_0) (theta - theta_0), trained like the network.
+
+    Pickles, copies and threads as ``Network`` does."""
 
     def __init__(self, network: Network):
         self.mlp = network.mlp
         self._core = network._core.linearize()
-        self.out_dim = network.out_dim
+
+    @property
+    def out_dim(self) -> int:
+        return self._core.base().out_dim
+
+    def copy(self) -> "LinearizedNetwork":
+        """An independent copy (training it leaves this one unchanged)."""
+        new = LinearizedNetwork.__new__(LinearizedNetwork)
+        new.mlp, new._core = self.mlp, self._core.copy()
+        return new
+
+    __copy__ = copy
+
+    def __deepcopy__(self, memo) -> "LinearizedNetwork":
+        return self.copy()
+
+    def __reduce__(self):
+        base = [tuple(layer) for layer in self._core.base().params()]
+        return (_restore_linearized, (self.mlp, base, self.delta))
 
     def apply(self, x) -> np.ndarray:
         return self._core.apply(_float_inputs(x, "x"))
@@ -269,38 +371,64 @@ class LinearizedNetwork:
 
 @dataclasses.dataclass
 class MonteCarloKernel:
-    """Kernels averaged over ``n_samples`` sampled networks, with their standard errors."""
+    """Kernels averaged over ``n_samples`` sampled networks, with their elementwise standard errors
+    (the sample standard deviation over networks / sqrt(n_samples)): what ``monte_carlo_kernel``
+    returns for a tuple ``get``. Kernels not in ``get`` are None, and so are the standard errors
+    of a single network (n_samples=1: no spread to estimate). Unpacks in the order of ``get``, as
+    neural-tangents' namedtuple: ``nngp, ntk = monte_carlo_kernel(...)``."""
 
     nngp: Optional[np.ndarray]
     ntk: Optional[np.ndarray]
     nngp_stderr: Optional[np.ndarray]
     ntk_stderr: Optional[np.ndarray]
     n_samples: int
+    get: tuple = ("nngp", "ntk")
+
+    def __iter__(self):
+        return (getattr(self, name) for name in self.get)
 
 
 def monte_carlo_kernel(mlp, x1, x2=None, *, width: int, n_samples: int, out_dim: int = 1, seed=0,
-                       get=("nngp", "ntk")) -> MonteCarloKernel:
+                       get=("nngp", "ntk")):
     """Empirical NNGP / NTK averaged over ``n_samples`` networks of width ``width`` drawn from
-    ``seed`` (neural-tangents' ``monte_carlo_kernel_fn``), with elementwise standard errors."""
-    names = (get,) if isinstance(get, str) else tuple(get)
-    if not names or any(g not in ("nngp", "ntk") for g in names):
+    ``seed`` (neural-tangents' ``monte_carlo_kernel_fn``).
+
+    ``get`` follows ``MLP.kernel``: a string (``"nngp"`` or ``"ntk"``) returns that averaged
+    kernel as an array; a tuple returns a ``MonteCarloKernel`` with the requested kernels and their
+    elementwise standard errors (``.ntk_stderr``, ...). The network for sample i is drawn from the
+    i-th child of ``SeedSequence(seed)``. Mean and variance are accumulated in one streaming pass
+    (Welford's update: no cancellation when the spread is small next to the mean), so memory is a
+    few kernels whatever ``n_samples``.
+    """
+    mlp = check_mlp(mlp)
+    single = isinstance(get, str)
+    requested = (get,) if single else tuple(get) if isinstance(get, (tuple, list)) else ()
+    if not requested or any(g not in ("nngp", "ntk") for g in requested):
         raise ValueError(f"get: must be 'nngp', 'ntk' or a tuple of them, got {get!r}")
+    names = tuple(dict.fromkeys(requested))  # each kernel accumulated once
     n_samples = _positive_int(n_samples, "n_samples")
+    width = _positive_int(width, "width", MAX_WIDTH)
+    out_dim = _positive_int(out_dim, "out_dim", MAX_WIDTH)
+    seeds = as_seed_sequence(seed)
     a = _float_inputs(x1, "x1")
     b = None if x2 is None else _float_inputs(x2, "x2")
     if b is not None and b.shape[1] != a.shape[1]:
         raise ValueError(f"x2: has {b.shape[1]} features but x1 has {a.shape[1]}")
-    sums = {g: 0.0 for g in names}
-    squares = {g: 0.0 for g in names}
-    for child in np.random.SeedSequence(seed).spawn(n_samples):
+    mean: dict = {}
+    m2: dict = {}  # sum of squared deviations from the running mean
+    for count, child in enumerate(seeds.spawn(n_samples), start=1):
         net = Network(mlp, init_params(mlp, a.shape[1], width, out_dim, np.random.default_rng(child)))
         for g in names:
             k = net._core.nngp(a, b) if g == "nngp" else net._core.ntk(a, b, True)
-            sums[g] = sums[g] + k
-            squares[g] = squares[g] + k * k
-    out = {}
-    for g in names:
-        mean = sums[g] / n_samples
-        var = np.maximum(squares[g] / n_samples - mean**2, 0.0) * n_samples / max(n_samples - 1, 1)
-        out[g], out[g + "_stderr"] = mean, np.sqrt(var / n_samples)
-    return MonteCarloKernel(out.get("nngp"), out.get("ntk"), out.get("nngp_stderr"), out.get("ntk_stderr"), n_samples)
+            if count == 1:
+                mean[g], m2[g] = k, np.zeros_like(k)
+                continue
+            delta = k - mean[g]
+            mean[g] += delta / count
+            k -= mean[g]  # now the deviation from the updated mean
+            m2[g] += delta * k
+    if single:
+        return mean[get]
+    stderr = {g: np.sqrt(m2[g] / (n_samples - 1) / n_samples) if n_samples > 1 else None for g in names}
+    return MonteCarloKernel(mean.get("nngp"), mean.get("ntk"), stderr.get("nngp"), stderr.get("ntk"), n_samples,
+                            requested)

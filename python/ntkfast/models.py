@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import re
 from typing import Iterator, Optional, Sequence, Union
 
 import numpy as np
@@ -72,12 +73,30 @@ def _parse_get(get) -> tuple[tuple[str, ...], bool]:
     return names, single
 
 
-def _integer(value, name: str, minimum: int) -> int:
+# Depth costs time and memory linearly (per-layer maps, per-input statistics); far beyond any
+# published deep-kernel study (~10^3 layers) the kernel has long reached its fixed point.
+MAX_DEPTH = 100_000
+# The core holds the width in a 64-bit integer and multiplies kernels by it as a float64: beyond
+# 2^53 it is no longer exact.
+MAX_WIDTH = 2**53
+
+
+def _integer(value, name: str, minimum: int, maximum: Optional[int] = None) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}: must be an integer, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name}: must be >= {minimum}, got {value}")
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f">= {minimum}" if maximum is None else f"an integer from {minimum} to {maximum:_}"
+        shown = f"{value}" if abs(value) < 10**20 else f"{float(value):.3g}"
+        raise ValueError(f"{name}: must be {bound}, got {shown}")
     return int(value)
+
+
+def check_mlp(mlp, name: str = "mlp") -> "MLP":
+    """``mlp`` if it is an ``MLP``, else a TypeError naming the argument (for functions that take
+    a spec, such as ``Network.from_params`` and ``monte_carlo_kernel``)."""
+    if not isinstance(mlp, MLP):
+        raise TypeError(f"{name}: must be an ntkfast.MLP (the network's spec), got {type(mlp).__name__}")
+    return mlp
 
 
 def _real(value, name: str, allow_none: bool) -> Optional[float]:
@@ -87,6 +106,15 @@ def _real(value, name: str, allow_none: bool) -> Optional[float]:
         kind = "a real number or None" if allow_none else "a real number"
         raise TypeError(f"{name}: must be {kind}, got {type(value).__name__}")
     return float(value)
+
+
+def _renamed(exc: Exception, names: dict) -> Exception:
+    """``exc`` with the argument names in its message replaced (``x1`` -> ``x_test``, ...)."""
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b")
+    message = pattern.sub(lambda m: names[m.group(1)], str(exc))
+    if message == str(exc) or type(exc) not in (ValueError, TypeError):
+        return exc  # nothing to rename, or an exception type whose constructor may differ
+    return type(exc)(message)
 
 
 def _rebuild_mlp(depth, activation, kwargs):
@@ -127,14 +155,14 @@ class MLP:
         readout_W_std=_SAME,
         readout_b_std=_SAME,
     ):
-        self.depth = _integer(depth, "depth", 0)
+        self.depth = _integer(depth, "depth", 0, MAX_DEPTH)
         self.activation = _activations.get(activation)
         self.W_std = _real(W_std, "W_std", allow_none=False)
         self.b_std = _real(b_std, "b_std", allow_none=True)
         if not isinstance(parameterization, str):
             raise TypeError(f"parameterization: must be 'ntk' or 'standard', got {type(parameterization).__name__}")
         self.parameterization = parameterization.lower()
-        self.width = None if width is None else _integer(width, "width", 1)
+        self.width = None if width is None else _integer(width, "width", 1, MAX_WIDTH)
         self.readout_W_std = self.W_std if readout_W_std is _SAME else _real(readout_W_std, "readout_W_std", allow_none=False)
         self.readout_b_std = self.b_std if readout_b_std is _SAME else _real(readout_b_std, "readout_b_std", allow_none=True)
         name, params = self.activation._core_spec()
@@ -224,9 +252,29 @@ class MLP:
             The mean, (n_test, k) (or (n_test,) for 1-D targets) after the shape of ``t``, or a
             ``Gaussian`` with ``.mean`` and ``.cov`` (n_test, n_test).
         """
-        fn = _predict.gradient_descent_mse_ensemble(self._kernel_float64, x_train, y_train, diag_reg=diag_reg,
+        # Checked here under the caller's names: below, they are the x1 / x2 of self.kernel.
+        train = as_inputs(x_train, "x_train")
+        y, _ = _predict._targets(y_train)
+        if y.shape[0] != train.shape[0]:
+            raise ValueError(f"y_train: must have one row per row of x_train ({train.shape[0]}), got shape "
+                             f"{np.shape(y_train)}")
+        names = {id(train): "x_train"}
+        test = None
+        if x_test is not None:
+            test = as_inputs(x_test, "x_test")
+            if test.shape[1] != train.shape[1]:
+                raise ValueError(f"x_test: has {test.shape[1]} features but x_train has {train.shape[1]}")
+            names[id(test)] = "x_test"
+
+        def kernel_fn(x1, x2=None, *, get):
+            try:
+                return self._kernel_float64(x1, x2, get=get)
+            except (ValueError, TypeError) as exc:  # the core names them x1 / x2
+                raise _renamed(exc, {"x1": names.get(id(x1), "x1"), "x2": names.get(id(x2), "x2")}) from None
+
+        fn = _predict.gradient_descent_mse_ensemble(kernel_fn, train, y_train, diag_reg=diag_reg,
                                                     diag_reg_absolute_scale=diag_reg_absolute_scale)
-        return fn(t, x_test, get, compute_cov)
+        return fn(t, test, get, compute_cov)
 
     def init(self, in_dim: int, *, width: int, out_dim: int = 1, seed=0):
         """A finite-width ``Network`` of this spec, its weights drawn by NumPy's Generator from

@@ -21,50 +21,81 @@ def _colors(n: int):
 
 
 def circle_convergence(result) -> Figure:
-    """Empirical NTKs of random networks on the unit circle against the analytic NTK, and the
-    error against width on log-log axes (with the O(1/sqrt(width)) slope)."""
+    """Empirical NTKs of random networks on the unit circle against the analytic NTK (median over
+    networks, 25-75% band), and the median error against width on log-log axes with its
+    interquartile range, the fitted slope and the O(1/sqrt(width)) reference. Medians: the mean of
+    a few networks follows the unluckiest one."""
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     left, right = fig.subplots(1, 2)
     for width, color in zip(result.widths, _colors(len(result.widths))):
         samples = result.samples[width]
-        mean, std = samples.mean(axis=0), samples.std(axis=0)
-        left.plot(result.angles, mean, color=color, lw=1.2, label=f"width {width}")
-        left.fill_between(result.angles, mean - std, mean + std, color=color, alpha=0.2, lw=0)
+        low, median, high = np.quantile(samples, [0.25, 0.5, 0.75], axis=0)
+        left.plot(result.angles, median, color=color, lw=1.2, label=f"width {width}")
+        left.fill_between(result.angles, low, high, color=color, alpha=0.2, lw=0)
     left.plot(result.angles, result.analytic, color="black", lw=2, ls="--", label="infinite width")
-    left.set(xlabel="angle γ of x = (cos γ, sin γ)", ylabel="Θ(x₀, x)", title="Empirical NTK (mean ± std)")
+    left.set(xlabel="angle γ of x = (cos γ, sin γ)", ylabel="Θ(x₀, x)",
+             title="Empirical NTK (median and 25–75% band over networks)")
     left.legend(fontsize=8)
     widths = np.array(result.widths, dtype=float)
-    errors = np.array([result.errors[w].mean() for w in result.widths])
-    spread = np.array([result.errors[w].std() for w in result.widths])
-    right.errorbar(widths, errors, yerr=spread, fmt="o-", color="tab:blue", capsize=3, label="relative L2 error")
-    right.plot(widths, errors[0] * np.sqrt(widths[0] / widths), "k--", lw=1, label="∝ 1/√width")
-    right.set(xscale="log", yscale="log", xlabel="width", ylabel="‖Θ_width − Θ_∞‖ / ‖Θ_∞‖", title="Convergence")
+    medians = result.median_errors()
+    low, high = result.error_quartiles()
+    right.errorbar(widths, medians, yerr=[medians - low, high - medians], fmt="o-", color="tab:blue", capsize=3,
+                   label="median relative L2 error (bars: 25–75%)")
+    # the reference slope through the medians' geometric centre, so that no single width anchors it
+    centre = np.exp(np.mean(np.log(medians) + 0.5 * np.log(widths)))
+    right.plot(widths, centre / np.sqrt(widths), "k--", lw=1, label="∝ 1/√width")
+    slope = result.fitted_slope()
+    if slope is not None:
+        fit = np.polyfit(np.log(widths), np.log(medians), 1)
+        right.plot(widths, np.exp(np.polyval(fit, np.log(widths))), color="tab:orange", lw=1,
+                   label=f"fitted: ∝ width^{slope:.2f}")
+    right.set(xscale="log", yscale="log", xlabel="width", ylabel="‖Θ_width − Θ_∞‖ / ‖Θ_∞‖",
+              title="Convergence (median over networks)")
+    right.set_xticks(widths, [f"{int(w)}" for w in widths])
+    right.xaxis.set_minor_formatter(_no_labels())
     right.legend(fontsize=8)
     return fig
 
 
+def _no_labels():
+    from matplotlib.ticker import NullFormatter
+
+    return NullFormatter()
+
+
 def training_dynamics(digits) -> Figure:
-    """Train/test loss and test accuracy over time: analytic NTK gradient flow (black: the
-    infinite ensemble from f_0 = 0; coloured lines: from each network's own f_0) against the finite
-    networks trained by gradient descent (markers)."""
-    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    """Train/test loss and test accuracy against time t = lr x steps, all by gradient descent with
+    one learning rate: the analytic NTK's function-space descent (black: the infinite ensemble
+    from f_0 = 0; thin coloured lines: from each network's own f_0) against the finite networks
+    (markers). Solid lines are train, dashed test."""
+    from matplotlib.lines import Line2D
+
+    fig = Figure(figsize=(11, 4.6), layout="constrained")
     left, right = fig.subplots(1, 2)
     c = digits.curves
-    left.plot(c.t, c.train_loss, color="black", lw=1.5, label="NTK flow, train")
-    left.plot(c.t, c.test_loss, color="black", lw=1.5, ls="--", label="NTK flow, test")
-    right.plot(c.t, c.test_accuracy, color="black", lw=1.5, label="NTK flow, test")
+    left.plot(c.t, c.train_loss, color="black", lw=1.5)
+    left.plot(c.t, c.test_loss, color="black", lw=1.5, ls="--")
+    right.plot(c.t, c.test_accuracy, color="black", lw=1.5)
+    handles = [Line2D([], [], color="black", lw=1.5, label="analytic NTK, from f₀ = 0")]
     for run, color in zip(digits.runs, _colors(len(digits.runs))):
         left.plot(c.t, run.predicted_train_loss, color=color, lw=1, alpha=0.7)
         left.plot(c.t, run.predicted_test_loss, color=color, lw=1, ls="--", alpha=0.7)
         right.plot(c.t, run.predicted_test_accuracy, color=color, lw=1, alpha=0.7)
-        left.plot(run.time, run.train_loss, "o", color=color, ms=5, label=f"width {run.width}, train")
-        left.plot(run.time, run.test_loss, "x", color=color, ms=6, label=f"width {run.width}, test")
-        right.plot(run.time, run.test_accuracy, "o", color=color, ms=5, label=f"width {run.width}, test")
-    left.set(xscale="log", yscale="log", xlabel="time t = learning rate × steps", ylabel="0.5 · mean((f − y)²)",
-             title=f"Digits, {digits.n_train} training images")
-    right.set(xscale="log", xlabel="time t", ylabel="test accuracy", title="Test accuracy")
-    left.legend(fontsize=7)
-    right.legend(fontsize=7)
+        left.plot(run.time, run.train_loss, "o", color=color, ms=5)
+        left.plot(run.time, run.test_loss, "x", color=color, ms=6)
+        right.plot(run.time, run.test_accuracy, "o", color=color, ms=5)
+        own = f"analytic NTK, from the width-{run.width} net's f₀"
+        handles += [Line2D([], [], color=color, lw=1, alpha=0.7, label=own),
+                    Line2D([], [], color=color, marker="o", ls="none", ms=5, label=f"width-{run.width} network")]
+    style = [Line2D([], [], color="gray", lw=1, label="lines: train (solid), test (dashed)"),
+             Line2D([], [], color="gray", marker="o", ls="none", label="network: train (o), test (x)")]
+    lr = getattr(digits, "learning_rate", None)
+    step_note = "" if lr is None else f", lr = {lr:.3g}"
+    left.set(xscale="log", yscale="log", xlabel=f"time t = lr × steps (gradient descent{step_note})",
+             ylabel="0.5 · mean((f − y)²)", title=f"Digits, {digits.n_train} training images")
+    right.set(xscale="log", xlabel="time t = lr × steps", ylabel="test accuracy", title="Test accuracy")
+    left.legend(handles=handles + style, fontsize=7)
+    right.legend(handles=handles, fontsize=7)
     return fig
 
 
@@ -83,10 +114,11 @@ def spectrum(digits) -> Figure:
     left.legend(fontsize=8)
     run = digits.runs[-1]
     colors = _colors(digits.top)
+    line_times = digits.times if len(digits.times) == len(run.predicted_decay) else run.time
     for i in range(digits.top):
-        right.plot(run.time, run.predicted_decay[:, i], color=colors[i], lw=1.5, label=f"v_{i + 1}")
+        right.plot(line_times, run.predicted_decay[:, i], color=colors[i], lw=1.5, label=f"v_{i + 1}")
         right.plot(run.time, run.residual_coefficients[:, i], "o", color=colors[i], ms=5)
-    right.set(xscale="log", yscale="log", ylim=(1e-6, 2), xlabel="time t",
+    right.set(xscale="log", yscale="log", ylim=(1e-6, 2), xlabel="time t = lr × steps",
               ylabel="‖v_i · (f_t − y)‖ / ‖v_i · (f_0 − y)‖",
               title=f"Convergence along principal components (width {run.width})")
     right.legend(fontsize=7, title="lines: linearised; dots: network", title_fontsize=7)

@@ -11,7 +11,10 @@ neural-tangents' ``predict`` module (same names, arguments and numbers): ``gradi
 and ``gp_inference`` on precomputed kernels, ``gradient_descent_mse_ensemble`` (and
 ``MLP.predict``) for the mean and covariance of an infinite ensemble of infinitely wide networks.
 
-The seeds' convention L = 1/2 sum (f - y)^2 (no 1/N) is the same flow with t_seeds = t / N.
+The convention L = 1/2 sum (f - y)^2 (no 1/N) of Du et al. 2019 and Arora et al. 2019 ("On exact
+computation with an infinitely wide neural net"; "Fine-grained analysis of optimization and
+generalization for overparameterized two-layer neural networks") is the same flow with
+t_sum = t / N.
 One eigendecomposition serves every time; ``t=None`` (or ``inf``) is computed by a Cholesky
 solve instead. Eigendecompositions and factorisations run in the Rust core (LAPACK).
 """
@@ -112,7 +115,7 @@ def _regularized(k: np.ndarray, diag_reg: float, absolute: bool) -> np.ndarray:
 def _times(t, learning_rate: float) -> tuple[np.ndarray, tuple[int, ...]]:
     """Times as a flat float64 array (scaled by the learning rate) and their shape."""
     arr = np.asarray(t)
-    if arr.dtype.kind not in "fiub":
+    if arr.dtype.kind not in "fiu":  # not bool: t=True is a mistake, not the time 1
         raise TypeError(f"t: must be None, a number or an array of numbers, got dtype {arr.dtype}")
     arr = np.asarray(arr, dtype=np.float64)
     if np.any(np.isnan(arr)) or np.any(arr < 0):
@@ -125,6 +128,46 @@ def _learning_rate(learning_rate) -> float:
             np.isfinite(learning_rate) and learning_rate > 0):
         raise ValueError(f"learning_rate: must be a finite number > 0, got {learning_rate!r}")
     return float(learning_rate)
+
+
+def _flag(value, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _nonnegative(value, name: str, below: Optional[float] = None) -> float:
+    """A finite real number >= 0 (and < ``below``), else a ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value < 0 or (
+            below is not None and value >= below):
+        bound = ">= 0" if below is None else f"in [0, {below})"
+        raise ValueError(f"{name}: must be a finite number {bound}, got {value!r}")
+    return float(value)
+
+
+def _cholesky(k: np.ndarray, what: str) -> np.ndarray:
+    """The Cholesky factor of ``k``, whose failure names the user's argument (``what``, e.g.
+    "k_train_train" or "x_train: the training NTK") rather than the core's ``a``.
+
+    A factorisation that succeeds with a pivot at round-off level (a duplicated input whose kernel
+    row differs from the original's in the last bit) is refused too: solving with it amplifies
+    round-off by ~1e16 and returns a silently wrong prediction. The threshold, pivot^2 <= n eps
+    max(diag), is the one under which ``GradientFlow`` calls an eigenvalue singular."""
+    prefix = f"{what} " if ":" in what else f"{what}: "
+    try:
+        factor = linalg.cholesky(k)
+    except ValueError as exc:
+        message = str(exc)
+        raise ValueError(prefix + (message[3:] if message.startswith("a: ") else message)) from None
+    pivots = np.diagonal(factor) ** 2
+    scale = float(np.max(np.diagonal(k)))
+    row = int(np.argmin(pivots))
+    if pivots[row] <= k.shape[0] * np.finfo(np.float64).eps * scale:
+        raise ValueError(
+            f"{prefix}is singular to working precision: row {row} is a linear combination of the rows before "
+            f"it up to round-off (Cholesky pivot {pivots[row]:.3g}, largest diagonal entry {scale:.3g}; duplicate "
+            "or near-duplicate inputs?): add a diagonal regulariser (diag_reg > 0, e.g. 1e-6)")
+    return factor
 
 
 def _is_infinite(t) -> bool:
@@ -184,9 +227,9 @@ class _Eigenbasis:
 class GradientFlow:
     """Gradient flow on the MSE loss with a fixed kernel ``k_train_train``.
 
-    The seeds' ``f_t = y + exp(-K t) (f_0 - y)`` with neural-tangents' time normalisation
-    (t / y_train.size). The (regularised) kernel is eigendecomposed once; every method takes
-    ``t`` as a number or an array of any shape, which leads the shape of the result.
+    ``f_t = y + exp(-K t) (f_0 - y)`` (Jacot et al. 2018; Lee et al. 2019) with neural-tangents'
+    time normalisation (t / y_train.size). The (regularised) kernel is eigendecomposed once; every
+    method takes ``t`` as a number or an array of any shape, which leads the shape of the result.
 
     Attributes:
         eigenvalues, eigenvectors: of the regularised kernel (ascending; columns).
@@ -218,7 +261,8 @@ class GradientFlow:
 
     def residual(self, t, fx_train_0=0.0) -> np.ndarray:
         """Coefficients of the training residual f_t - y along each eigenvector, shape (..., n, k):
-        the seeds' convergence along principal components, c_i(t) = exp(-lambda_i t / N) c_i(0)."""
+        the convergence along the kernel's principal components of Jacot et al. 2018 (Sec. 5),
+        c_i(t) = exp(-lambda_i t / N) c_i(0)."""
         t_flat, t_shape = _times(t, self.learning_rate)
         c0 = self._basis.to_basis(self._initial(fx_train_0, "fx_train_0", self._y.shape[0]) - self._y)
         values = self._basis.decay(t_flat)[:, :, None] * c0[None]
@@ -271,7 +315,7 @@ def gradient_descent_mse(k_train_train, y_train, learning_rate: float = 1.0, dia
 
     def factor() -> np.ndarray:
         if "chol" not in cache:
-            cache["chol"] = linalg.cholesky(_regularized(k, reg, diag_reg_absolute_scale))
+            cache["chol"] = _cholesky(_regularized(k, reg, diag_reg_absolute_scale), "k_train_train")
         return cache["chol"]
 
     def predict_fn(t=None, fx_train_0=0.0, fx_test_0=None, k_test_train=None):
@@ -281,13 +325,14 @@ def gradient_descent_mse(k_train_train, y_train, learning_rate: float = 1.0, dia
             raise ValueError("k_test_train: required to predict on the test set (fx_test_0 is given)")
         if _is_infinite(t):
             out_train = out_test = None
+            f0 = 0.0
             if fx_train_0 is not None:
+                f0 = _broadcast(fx_train_0, y.shape, "fx_train_0", y_is_1d)  # checked even where unused
                 out_train = y[:, 0] if y_is_1d else y.copy()
             if fx_test_0 is not None:
                 k_td = _rectangular(k_test_train, "k_test_train", y.shape[0])
-                f0 = _broadcast(fx_train_0, y.shape, "fx_train_0", y_is_1d) if fx_train_0 is not None else 0.0
                 ft0 = _broadcast(fx_test_0, (k_td.shape[0], y.shape[1]), "fx_test_0", y_is_1d)
-                test = ft0 + k_td @ linalg.cho_solve(factor(), y - f0)
+                test = ft0 + k_td @ linalg._cho_solve(factor(), y - f0)
                 out_test = test[:, 0] if y_is_1d else test
         else:
             f = flow()
@@ -303,7 +348,12 @@ def gradient_descent_mse(k_train_train, y_train, learning_rate: float = 1.0, dia
 
 
 def _broadcast(f0, shape, name: str, y_is_1d: bool) -> np.ndarray:
+    f0 = np.asarray(f0)
+    if f0.dtype.kind not in "fiu":
+        raise TypeError(f"{name}: must be a number or an array of real numbers, got dtype {f0.dtype}")
     f0 = np.asarray(f0, dtype=np.float64)
+    if not np.all(np.isfinite(f0)):
+        raise ValueError(f"{name}: contains NaN or infinity")
     if f0.ndim == 1 and y_is_1d:
         f0 = f0[:, None]
     try:
@@ -356,8 +406,8 @@ def gp_inference(k_train_train, y_train, diag_reg: float = 0.0, diag_reg_absolut
 
     def solve(g: str, b: np.ndarray) -> np.ndarray:
         if g not in factors:
-            factors[g] = linalg.cholesky(_regularized(train_kernel(g), reg, diag_reg_absolute_scale))
-        return linalg.cho_solve(factors[g], b)
+            factors[g] = _cholesky(_regularized(train_kernel(g), reg, diag_reg_absolute_scale), "k_train_train")
+        return linalg._cho_solve(factors[g], b)
 
     def predict_fn(get=None, k_test_train=None, k_test_test=None):
         names = _parse_get(("nngp", "ntk") if get is None else get, ("nngp", "ntk", "ntkgp"))
@@ -409,7 +459,7 @@ class _Ensemble:
 
     def __init__(self, k_dd: dict, y, diag_reg: float, absolute: bool, learning_rate: float):
         self.y, self.y_is_1d = _targets(y)
-        self.k_dd = {g: _square(k, f"k_train_train.{g}", self.y.shape[0]) for g, k in k_dd.items()}
+        self.k_dd = {g: _square(k, f"kernel_fn(x_train, None).{g}", self.y.shape[0]) for g, k in k_dd.items()}
         self.reg, self.absolute = _diag_reg(diag_reg, absolute), absolute
         self.lr = _learning_rate(learning_rate)
         self._bases: dict = {}
@@ -423,7 +473,8 @@ class _Ensemble:
 
     def factor(self, g: str) -> np.ndarray:
         if g not in self._factors:
-            self._factors[g] = linalg.cholesky(_regularized(self.k_dd[g], self.reg, self.absolute))
+            self._factors[g] = _cholesky(_regularized(self.k_dd[g], self.reg, self.absolute),
+                                         f"x_train: the training {g.upper()}")
         return self._factors[g]
 
     def _mean_out(self, mean: np.ndarray) -> np.ndarray:
@@ -463,13 +514,13 @@ class _Ensemble:
             mean = self._mean_out(self.y.copy())
             return Gaussian(mean, np.zeros((self.y.shape[0],) * 2)) if compute_cov else mean
         if not compute_cov:
-            return self._mean_out(k_td[g] @ linalg.cho_solve(self.factor(g), self.y))
+            return self._mean_out(k_td[g] @ linalg._cho_solve(self.factor(g), self.y))
         if g == "nngp":
             k = self.y.shape[1]
-            solved = linalg.cho_solve(self.factor("nngp"), np.concatenate([self.y, k_td["nngp"].T], axis=1))
+            solved = linalg._cho_solve(self.factor("nngp"), np.concatenate([self.y, k_td["nngp"].T], axis=1))
             mean, cov = k_td["nngp"] @ solved[:, :k], nngp_tt - _mm(k_td["nngp"], solved[:, k:])
         else:
-            a = linalg.cho_solve(self.factor("ntk"), k_td["ntk"].T)  # Theta^-1 Theta_dt
+            a = linalg._cho_solve(self.factor("ntk"), k_td["ntk"].T)  # Theta^-1 Theta_dt
             mean = a.T @ self.y
             cov = _ntk_covariance(a, self.k_dd["nngp"], k_td["nngp"], nngp_tt)
         return Gaussian(self._mean_out(mean), cov)
@@ -493,7 +544,7 @@ def prediction_weights(k_train_train, y_train, t=None, *, diag_reg: float = 0.0,
     k = _square(k_train_train, "k_train_train", y.shape[0])
     reg = _diag_reg(diag_reg, diag_reg_absolute_scale)
     if _is_infinite(t):
-        alpha = linalg.cho_solve(linalg.cholesky(_regularized(k, reg, diag_reg_absolute_scale)), y)
+        alpha = linalg._cho_solve(_cholesky(_regularized(k, reg, diag_reg_absolute_scale), "k_train_train"), y)
     else:
         t_flat, t_shape = _times(t, 1.0)
         if t_shape != ():
@@ -502,6 +553,15 @@ def prediction_weights(k_train_train, y_train, t=None, *, diag_reg: float = 0.0,
                             regularized=reg > 0)
         alpha = basis.from_basis(basis.gain(t_flat)[0][:, None] * basis.to_basis(y))
     return alpha[:, 0] if y_is_1d else alpha
+
+
+def _rows(x) -> Optional[int]:
+    """The number of rows of an array-like input, or None if it has none (checked elsewhere)."""
+    try:
+        shape = np.shape(x)
+    except ValueError:  # ragged nested lists
+        return None
+    return shape[0] if len(shape) > 0 else None
 
 
 def gradient_descent_mse_ensemble(kernel_fn, x_train, y_train, learning_rate: float = 1.0, diag_reg: float = 0.0,
@@ -515,6 +575,12 @@ def gradient_descent_mse_ensemble(kernel_fn, x_train, y_train, learning_rate: fl
     covariance; ``get`` a string gives one result, a tuple (default ("nngp", "ntk")) a namedtuple.
     Train kernels, eigendecompositions and factorisations are cached between calls.
     """
+    y, _ = _targets(y_train)
+    rows = _rows(x_train)
+    if rows is not None and rows != y.shape[0]:
+        raise ValueError(f"y_train: must have one row per row of x_train ({rows}), got shape {np.shape(y_train)}")
+    reg = _diag_reg(diag_reg, diag_reg_absolute_scale)
+    learning_rate = _learning_rate(learning_rate)
     kernels: dict = {}
     state: dict = {}
 
@@ -524,20 +590,24 @@ def gradient_descent_mse_ensemble(kernel_fn, x_train, y_train, learning_rate: fl
             k = kernel_fn(x_train, None, get=missing)
             for g in missing:
                 kernels[g] = getattr(k, g)
-            state["ensemble"] = _Ensemble(dict(kernels), y_train, diag_reg, diag_reg_absolute_scale, learning_rate)
+            state["ensemble"] = _Ensemble(dict(kernels), y_train, reg, diag_reg_absolute_scale, learning_rate)
         return state["ensemble"]
 
     def predict_fn(t=None, x_test=None, get=None, compute_cov: bool = False):
         get = ("nngp", "ntk") if get is None else get
         names = _parse_get(get)
+        compute_cov = _flag(compute_cov, "compute_cov")
+        if not _is_infinite(t):
+            _times(t, 1.0)  # checked before any kernel is computed
         deps = _dependencies(names, compute_cov)
         model = ensemble(deps)
         k_td = nngp_tt = None
         if x_test is not None:
             k = kernel_fn(x_test, x_train, get=deps)
-            k_td = {g: _rectangular(getattr(k, g), f"k_test_train.{g}", model.y.shape[0]) for g in deps}
+            k_td = {g: _rectangular(getattr(k, g), f"kernel_fn(x_test, x_train).{g}", model.y.shape[0]) for g in deps}
             if compute_cov:
-                nngp_tt = np.asarray(kernel_fn(x_test, None, get=("nngp",)).nngp, dtype=np.float64)
+                nngp_tt = _square(kernel_fn(x_test, None, get=("nngp",)).nngp, "kernel_fn(x_test, None).nngp",
+                                  k_td[deps[0]].shape[0])
         return _results(get, {g: model.predict(g, t, k_td, compute_cov, nngp_tt) for g in names})
 
     return predict_fn
@@ -571,20 +641,24 @@ def training_curves(k_train_train, y_train, t, *, k_test_train=None, y_test=None
 
     The train loss needs no matrix product per time: ||f_t - y||^2 = sum_i exp(-2 lambda_i t/N) |c_i|^2
     in the eigenbasis."""
+    times, shape = _times(t, 1.0)
+    if len(shape) != 1:
+        raise ValueError(f"t: must be a 1-D array of times, got shape {shape}")
+    if k_test_train is not None:
+        if y_test is None:
+            raise ValueError("y_test: required with k_test_train")
+        yt, _ = _targets(y_test, "y_test")
+        if yt.shape[0] != _rows(k_test_train):
+            raise ValueError(f"y_test: must have one row per row of k_test_train ({_rows(k_test_train)}), got "
+                             f"shape {np.shape(y_test)}")
     flow = GradientFlow(k_train_train, y_train, diag_reg=diag_reg, diag_reg_absolute_scale=diag_reg_absolute_scale,
                         learning_rate=learning_rate)
-    times = np.asarray(t, dtype=np.float64)
-    if times.ndim != 1:
-        raise ValueError(f"t: must be a 1-D array of times, got shape {times.shape}")
     residual = flow.residual(times, fx_train_0)  # (T, n, k)
     y, _ = _targets(y_train)
     train_loss = 0.5 * np.sum(residual**2, axis=(1, 2)) / y.size
     train_f = flow.train(times, fx_train_0) if y.shape[1] > 1 else None
     test_loss = test_accuracy = None
     if k_test_train is not None:
-        if y_test is None:
-            raise ValueError("y_test: required with k_test_train")
-        yt, _ = _targets(y_test, "y_test")
         f_test = flow.test(times, k_test_train, fx_train_0, fx_test_0).reshape((times.size,) + yt.shape)
         test_loss = 0.5 * np.mean((f_test - yt[None]) ** 2, axis=(1, 2))
         test_accuracy = _accuracy(f_test, yt)
@@ -596,9 +670,19 @@ def max_learning_rate(ntk_train_train, y_train_size: Optional[int] = None, momen
                       eps: float = 1e-12) -> float:
     """The largest stable learning rate of (momentum) gradient descent on 0.5 * mean((f - y)^2)
     for a network with this NTK: 2 (1 + momentum) N / (lambda_max + eps), N = y_train_size
-    (default: the number of rows of the kernel), as neural-tangents' ``max_learning_rate``."""
+    (default: the number of rows of the kernel), as neural-tangents' ``max_learning_rate``.
+    ``momentum`` is in [0, 1) and ``eps`` >= 0 guards against a zero kernel."""
     k = _square(ntk_train_train, "ntk_train_train")
-    factor = k.shape[0] if y_train_size is None else int(y_train_size)
-    if factor <= 0:
-        raise ValueError(f"y_train_size: must be a positive integer, got {y_train_size!r}")
-    return 2 * (1 + momentum) * factor / (linalg.eigvalsh(k)[-1] + eps)
+    if y_train_size is None:
+        factor = k.shape[0]
+    elif isinstance(y_train_size, bool) or not isinstance(y_train_size, numbers.Integral) or y_train_size <= 0:
+        raise ValueError(f"y_train_size: must be a positive integer (y_train.size), got {y_train_size!r}")
+    else:
+        factor = int(y_train_size)
+    momentum = _nonnegative(momentum, "momentum", below=1.0)
+    eps = _nonnegative(eps, "eps")
+    top = linalg.eigvalsh(k)[-1]
+    if not top + eps > 0:
+        raise ValueError(f"ntk_train_train: its largest eigenvalue is {top:.3g}, so no learning rate is limited by "
+                         "it (an NTK is positive semi-definite and nonzero); pass eps > 0 to bound the result")
+    return float(2 * (1 + momentum) * factor / (top + eps))

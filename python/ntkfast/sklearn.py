@@ -113,8 +113,12 @@ class NTKClassifier(ClassifierMixin, _NTKModel):
 
 
 class NTKKernel(Kernel):
-    """The NTK (or NNGP) of an MLP as a scikit-learn kernel (no tunable hyperparameters), for
-    ``GaussianProcessRegressor(kernel=NTKKernel(...))`` or ``KernelRidge(kernel=NTKKernel(...))``."""
+    """The NTK (or NNGP) of an MLP as a scikit-learn kernel, for
+    ``GaussianProcessRegressor(kernel=NTKKernel(...))`` or ``KernelRidge(kernel=NTKKernel(...))``.
+
+    It has no tunable hyperparameters (``theta`` is empty): with ``eval_gradient=True`` the
+    gradient has shape (n, n, 0), and ``GaussianProcessRegressor`` skips its optimizer.
+    ``parameterization="standard"`` needs ``width``."""
 
     def __init__(self, depth=3, activation="relu", W_std=2**0.5, b_std=0.1, parameterization="ntk", width=None,
                  get="ntk"):
@@ -129,19 +133,27 @@ class NTKKernel(Kernel):
     def _mlp(self) -> MLP:
         return _mlp_of(self)
 
+    def _kernel_name(self) -> str:
+        if not isinstance(self.get, str) or self.get not in ("nngp", "ntk"):
+            raise ValueError(f"get: must be 'nngp' or 'ntk', got {self.get!r}")
+        return self.get
+
     def __call__(self, X, Y=None, eval_gradient=False):
         if eval_gradient and Y is not None:
             raise ValueError("eval_gradient: only supported when Y is None")
         X = np.asarray(X, dtype=np.float64)
-        k = self._mlp().kernel(X, None if Y is None else np.asarray(Y, dtype=np.float64), get=self.get)
+        k = self._mlp().kernel(X, None if Y is None else np.asarray(Y, dtype=np.float64), get=self._kernel_name())
+        # d k / d theta for an empty theta: shape (n, n, 0), as sklearn's kernels without hyperparameters
         return (k, np.empty(k.shape + (0,))) if eval_gradient else k
 
     def diag(self, X):
-        return self._mlp().kernel(np.asarray(X, dtype=np.float64), get=self.get, diagonal=True)
+        return self._mlp().kernel(np.asarray(X, dtype=np.float64), get=self._kernel_name(), diagonal=True)
 
     def is_stationary(self):
         return False
 
     def __repr__(self):
+        spec = ("" if self.parameterization == "ntk"
+                else f", parameterization={self.parameterization!r}, width={self.width}")
         return (f"NTKKernel(depth={self.depth}, activation={self.activation!r}, W_std={self.W_std}, "
-                f"b_std={self.b_std}, get={self.get!r})")
+                f"b_std={self.b_std}{spec}, get={self.get!r})")

@@ -51,36 +51,66 @@ pub trait Dual<T: Real>: Copy + Send + Sync {
     fn dual_diag<M: MulAdd>(&self, q: T) -> (T, T);
     /// One layer on a row segment in place: the Dense map `step` (Theta-hat ignored when `first`)
     /// then the activation. `sigma` holds the previous Sigma-hat on entry and the new one on exit;
-    /// with `NTK`, `theta` likewise for Theta. The row input has variance `q1`, auxiliary `a1` and
-    /// index `index1` in its layer-major table; column j has `q2[j]`, `a2[j]` and index
-    /// `index2 + j`. Fused per entry by default; duals with per-input tables override it to loop
-    /// over columns innermost.
+    /// with `NTK`, `theta` likewise for Theta. The row input has variance `row.q`, auxiliary
+    /// `row.aux`, standard deviation `row.root` and index `row.index` in its layer-major table;
+    /// column j has `cols.q[j]`, `cols.aux[j]`, `cols.root[j]` and index `cols.index + j`.
+    /// Fused per entry by default; duals with per-input tables override it to loop over columns
+    /// innermost.
+    ///
+    /// The covariance after the Dense map is clamped to the Cauchy-Schwarz bound
+    /// |q12| <= sqrt(q11 q22): rounding (in float32, or over hundreds of layers) can otherwise push
+    /// a correlation past 1, where a deep recursion amplifies it into an indefinite kernel or an
+    /// overflow.
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
     fn layer_row<M: MulAdd, const NTK: bool>(
         &self,
         (step, first): (&DenseStep<T>, bool),
         sigma: &mut [T],
         theta: &mut [T],
-        (q1, a1, _index1): (T, T, usize),
-        q2: &[T],
-        a2: &[T],
-        _index2: usize,
+        row: RowInput<T>,
+        cols: ColumnInputs<'_, T>,
     ) {
+        let covariance = |s: T, r2: T| {
+            let bound = row.root * r2;
+            step.sigma::<M>(s).min_fast(bound).max_fast(-bound)
+        };
         if NTK {
-            for (((s, t), &q2), &a2) in sigma.iter_mut().zip(theta.iter_mut()).zip(q2).zip(a2) {
+            for ((((s, t), &q2), &a2), &r2) in
+                sigma.iter_mut().zip(theta.iter_mut()).zip(cols.q).zip(cols.aux).zip(cols.root)
+            {
                 let theta_hat = if first { T::ZERO } else { *t };
                 let th = step.theta::<M>(*s, theta_hat);
-                let (sigma_hat, dot) = self.dual::<M>(step.sigma::<M>(*s), q1, q2, a1, a2);
+                let (sigma_hat, dot) = self.dual::<M>(covariance(*s, r2), row.q, q2, row.aux, a2);
                 *s = sigma_hat;
                 *t = th * dot;
             }
         } else {
-            for ((s, &q2), &a2) in sigma.iter_mut().zip(q2).zip(a2) {
-                *s = self.dual::<M>(step.sigma::<M>(*s), q1, q2, a1, a2).0;
+            for (((s, &q2), &a2), &r2) in sigma.iter_mut().zip(cols.q).zip(cols.aux).zip(cols.root) {
+                *s = self.dual::<M>(covariance(*s, r2), row.q, q2, row.aux, a2).0;
             }
         }
     }
+}
+
+/// The row input of `Dual::layer_row` at one layer.
+#[derive(Clone, Copy, Debug)]
+pub struct RowInput<T> {
+    pub q: T,
+    pub aux: T,
+    /// sqrt(q).
+    pub root: T,
+    /// The row's index in its layer-major tables.
+    pub index: usize,
+}
+
+/// The column inputs of `Dual::layer_row` at one layer (slices of the row segment's length).
+#[derive(Clone, Copy, Debug)]
+pub struct ColumnInputs<'a, T> {
+    pub q: &'a [T],
+    pub aux: &'a [T],
+    pub root: &'a [T],
+    /// The first column's index in its layer-major tables.
+    pub index: usize,
 }
 
 /// Where a series activation's function comes from.
