@@ -30,10 +30,10 @@ impl Sides {
             net.check_inputs(x2, "x2")?;
         }
         let second = x2.as_ref().map_or(Plan::new(), |x2| net.forward_plan(x2.nrows(), true));
-        net.forward_plan(x1.nrows(), true)
-            .plus(second)
-            .plus(outputs)
-            .check_advising("this empirical kernel", "compute it in blocks of rows")?;
+        net.forward_plan(x1.nrows(), true).plus(second).plus(outputs).check_advising(
+            if x2.is_some() { "x1, x2: this empirical kernel" } else { "x1: this empirical kernel" },
+            "compute it in blocks of rows",
+        )?;
         let fwd1 = net.forward(x1)?;
         let deltas1 = net.output_deltas(&fwd1);
         let other = x2
@@ -91,6 +91,7 @@ pub fn ntk_traced(net: &Network, x1: ArrayView2<f64>, x2: Option<ArrayView2<f64>
             .and(&delta_gram)
             .par_for_each(|t, &g, &d| *t += (w2 * g + b2) * d * inv_k);
     }
+    crate::interrupt::check()?;
     check_output(theta.iter(), if x2.is_some() { "x1 and x2" } else { "x1" })?;
     Ok(theta)
 }
@@ -129,6 +130,7 @@ pub fn ntk_full(net: &Network, x1: ArrayView2<f64>, x2: Option<ArrayView2<f64>>)
             }
         }
     }
+    crate::interrupt::check()?;
     check_output(theta.iter(), if x2.is_some() { "x1 and x2" } else { "x1" })?;
     Ok(theta)
 }
@@ -141,10 +143,10 @@ pub fn nngp(net: &Network, x1: ArrayView2<f64>, x2: Option<ArrayView2<f64>>) -> 
     }
     let n2 = x2.as_ref().map_or(x1.nrows(), |x| x.nrows());
     let second = x2.as_ref().map_or(Plan::new(), |x2| net.forward_plan(x2.nrows(), false));
-    net.forward_plan(x1.nrows(), false)
-        .plus(second)
-        .add([x1.nrows(), n2], 8)
-        .check_advising("this empirical kernel", "compute it in blocks of rows")?;
+    net.forward_plan(x1.nrows(), false).plus(second).add([x1.nrows(), n2], 8).check_advising(
+        if x2.is_some() { "x1, x2: this empirical kernel" } else { "x1: this empirical kernel" },
+        "compute it in blocks of rows",
+    )?;
     let f1 = net.apply(x1)?;
     let f2 = match x2 {
         Some(x2) => net.apply(x2)?,
@@ -152,6 +154,7 @@ pub fn nngp(net: &Network, x1: ArrayView2<f64>, x2: Option<ArrayView2<f64>>) -> 
     };
     let mut k = matmul(f1.view(), f2.t()).expect("shapes");
     k.mapv_inplace(|v| v / net.out_dim() as f64);
+    crate::interrupt::check()?;
     check_output(k.iter(), if x2.is_some() { "x1 and x2" } else { "x1" })?;
     Ok(k)
 }

@@ -59,7 +59,7 @@ fn max_abs_finite(s: &[f64]) -> Option<f64> {
 
 /// Checks that `a` is a non-empty, finite, square and (to rounding) symmetric matrix.
 pub fn check_symmetric(a: &ArrayView2<f64>, name: &'static str) -> Result<(), Error> {
-    check_symmetric_within(a, name, 1, "this matrix")
+    check_symmetric_within(a, name, 1, "a: this matrix")
 }
 
 /// `check_symmetric`, once `copies` n x n matrices (everything the caller will allocate, and the
@@ -138,7 +138,7 @@ fn lapack_failure(routine: &str, info: c_int) -> Error {
 /// eigenvectors: only the tridiagonal reduction is O(n^3)).
 pub fn eigvalsh(a: ArrayView2<f64>) -> Result<Array1<f64>, Error> {
     // LAPACK's copy, and the (tridiagonal) workspace
-    check_symmetric_within(&a, "a", eigh_copies(false) - 1, "this eigendecomposition")?;
+    check_symmetric_within(&a, "a", eigh_copies(false) - 1, "a: this eigendecomposition")?;
     syevd(&a, false).map(|(w, _)| w)
 }
 
@@ -211,7 +211,7 @@ fn syevd(a: &ArrayView2<f64>, vectors: bool) -> Result<(Array1<f64>, Array2<f64>
 /// Eigenvalues in ascending order and the eigenvectors as columns of a matrix (column-major).
 pub fn eigh(a: ArrayView2<f64>, driver: EighDriver) -> Result<(Array1<f64>, Array2<f64>), Error> {
     // LAPACK's copy, the eigenvectors, and divide and conquer's 2 n^2 workspace
-    check_symmetric_within(&a, "a", eigh_copies(true) - 1, "this eigendecomposition")?;
+    check_symmetric_within(&a, "a", eigh_copies(true) - 1, "a: this eigendecomposition")?;
     let n = a.nrows();
     let n_int = lapack_int(n, "a")?;
     match driver {
@@ -316,35 +316,47 @@ pub fn matmul_scaled(a: ArrayView2<f64>, b: ArrayView2<f64>, scale: f64) -> Resu
     if k != k2 {
         return Err(Error::invalid("b", format!("has {k2} rows but a has {k} columns")));
     }
-    Plan::new().add([m, n], 8).check("the product")?;
+    Plan::new().add([m, n], 8).check("a, b: the product")?;
     let mut out = Array2::<f64>::zeros((m, n));
     if m == 0 || n == 0 || k == 0 {
         return Ok(out);
     }
     let (sa, sb) = (a.strides(), b.strides());
-    // SAFETY: the views describe valid memory with these strides; out is m x n row-major.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            sa[1],
-            sa[0],
-            b.as_ptr(),
-            sb[1],
-            sb[0],
-            0.0,
-            scale,
-            false,
-            false,
-            false,
-            gemm::Parallelism::Rayon(rayon::current_num_threads()),
-        );
+    // In bands of rows, each a multithreaded GEMM, so that a long product stops within a band
+    // once its call is cancelled (`crate::interrupt`: the rest is left zero, and the caller's
+    // result is discarded); a band of 4 GFLOP keeps GEMM efficient.
+    let band = ((4e9 / (2.0 * (n * k) as f64)) as usize).clamp(256, m.max(256));
+    let token = crate::interrupt::current();
+    for r0 in (0..m).step_by(band) {
+        if token.is_cancelled() {
+            break;
+        }
+        let rows = band.min(m - r0);
+        // SAFETY: the views describe valid memory with these strides; out is m x n row-major and
+        // this band writes its rows r0..r0 + rows.
+        unsafe {
+            gemm::gemm(
+                rows,
+                n,
+                k,
+                out.as_mut_ptr().add(r0 * n),
+                1,
+                n as isize,
+                false,
+                a.as_ptr().offset(r0 as isize * sa[0]),
+                sa[1],
+                sa[0],
+                b.as_ptr(),
+                sb[1],
+                sb[0],
+                0.0,
+                scale,
+                false,
+                false,
+                false,
+                gemm::Parallelism::Rayon(rayon::current_num_threads()),
+            );
+        }
     }
     Ok(out)
 }
@@ -401,7 +413,11 @@ pub fn gram(a: ArrayView2<f64>) -> Array2<f64> {
         blocks.iter().flat_map(|&i| blocks.iter().filter(move |&&j| j >= i).map(move |&j| (i, j))).collect();
     let dst = crate::memory::SharedMut::new(out.as_mut_ptr());
     let (rs, cs) = (a.strides()[0], a.strides()[1]);
+    let token = crate::interrupt::current();
     tiles.into_par_iter().for_each(|(i0, j0)| {
+        if token.is_cancelled() {
+            return; // (the caller checks the token before using the result)
+        }
         let (rows, cols) = ((i0 + edge).min(n) - i0, (j0 + edge).min(n) - j0);
         // SAFETY: each tile writes its own block of `out`; `a` is only read.
         unsafe {
@@ -440,7 +456,7 @@ pub fn gram(a: ArrayView2<f64>) -> Array2<f64> {
 /// (its upper triangle is zero). Computed by the blocked GEMM-based factorisation of
 /// `cholesky.rs` (2-3x faster than OpenBLAS's dpotrf here).
 pub fn cholesky(a: ArrayView2<f64>) -> Result<Array2<f64>, Error> {
-    check_symmetric_within(&a, "a", 1, "this Cholesky factorisation")?;
+    check_symmetric_within(&a, "a", 1, "a: this Cholesky factorisation")?;
     let n = a.nrows();
     let mut u = a.as_standard_layout().into_owned().into_raw_vec_and_offset().0;
     crate::cholesky::factor_upper(&mut u, n).map_err(|j| {
@@ -469,10 +485,10 @@ pub fn cho_solve(l: ArrayView2<f64>, b: ArrayView2<f64>) -> Result<Array2<f64>, 
     if b.nrows() != n {
         return Err(Error::invalid("b", format!("has {} rows but the factor is {n} x {n}", b.nrows())));
     }
+    Plan::new().add([n, n], 8).add([n, b.ncols(), 2], 8).check("b: this solve")?;
     if b.iter().any(|v| !v.is_finite()) {
         return Err(Error::invalid("b", "contains NaN or infinity"));
     }
-    Plan::new().add([n, n], 8).add([n, b.ncols(), 2], 8).check("this solve")?;
     if (0..n).any(|i| l[[i, i]].is_nan() || l[[i, i]] <= 0.0) {
         return Err(Error::invalid("c", "is not a Cholesky factor: its diagonal must be positive"));
     }

@@ -48,7 +48,7 @@ impl Linearized {
         self.base
             .forward_plan(x.nrows(), false)
             .add([x.nrows(), self.base.out_dim(), 2], 8)
-            .check("the forward pass")?;
+            .check("x: the forward pass")?;
         let fwd = self.base.forward(x)?;
         let out = &fwd.output + &self.base.jvp(&fwd, &self.delta);
         check_output(out.iter(), "x")?;
@@ -58,7 +58,7 @@ impl Linearized {
     /// One gradient-descent step on 0.5 * mean((f_lin - y)^2); returns the loss before it. A step
     /// that would make the parameters non-finite is refused and changes nothing.
     pub fn gradient_step(&mut self, x: ArrayView2<f64>, y: ArrayView2<f64>, learning_rate: f64) -> Result<f64, Error> {
-        self.base.forward_plan(x.nrows(), false).add([self.base.size(), 2], 8).check("a training step")?;
+        self.base.forward_plan(x.nrows(), false).add([self.base.size(), 2], 8).check("x: a training step")?;
         let fwd = self.base.forward(x)?;
         let residual = &fwd.output + &self.base.jvp(&fwd, &self.delta) - y;
         let size = residual.len() as f64;

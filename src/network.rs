@@ -235,7 +235,7 @@ impl Network {
     /// f(x), checked: memory planned first, and an output that overflows is an error.
     pub fn apply(&self, x: ArrayView2<f64>) -> Result<Array2<f64>, Error> {
         self.check_inputs(&x, "x")?;
-        self.forward_plan(x.nrows(), false).check("the forward pass")?;
+        self.forward_plan(x.nrows(), false).check("x: the forward pass")?;
         let output = self.forward(x)?.output;
         check_output(output.iter(), "x")?;
         Ok(output)
@@ -383,7 +383,7 @@ pub fn gradient_step(
     y: ArrayView2<f64>,
     learning_rate: f64,
 ) -> Result<f64, Error> {
-    net.forward_plan(x.nrows(), false).add([net.size(), 2], 8).check("a training step")?;
+    net.forward_plan(x.nrows(), false).add([net.size(), 2], 8).check("x: a training step")?;
     let fwd = net.forward(x)?;
     let residual = &fwd.output - &y;
     let size = residual.len() as f64;

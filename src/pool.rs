@@ -33,9 +33,11 @@ fn pool() -> Arc<ThreadPool> {
     }
 }
 
-/// Runs `f` inside the pool: its parallel loops (and `rayon::current_num_threads`) use it.
+/// Runs `f` inside the pool: its parallel loops (and `rayon::current_num_threads`) use it. The
+/// caller's cancellation token (`crate::interrupt`) goes with it.
 pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    pool().install(f)
+    let token = crate::interrupt::current();
+    pool().install(move || crate::interrupt::with_token(&token, f))
 }
 
 /// The number of threads parallel loops run on.

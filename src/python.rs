@@ -67,23 +67,36 @@ fn core_result<R>(
         return Err(err);
     }
     let result = outcome.map_err(panic_error)?;
-    if let Err(Error::Interrupted) = &result
-        && let Some(reason) = token.take_reason()
-        && let Ok(err) = reason.downcast::<PyErr>()
-    {
-        return Err(*err);
+    if token.is_cancelled() {
+        // whatever came back was cut short (the core may return early with partial work)
+        return Err(match token.take_reason().map(|reason| reason.downcast::<PyErr>()) {
+            Some(Ok(err)) => *err,
+            _ => to_py_err(Error::Interrupted),
+        });
     }
     result.map_err(to_py_err)
 }
 
-/// Runs `f` in the core's thread pool without the GIL, under a cancellation token. For the main
-/// thread the call runs on a helper thread while this one polls Python's signal handlers every
-/// `SIGNAL_POLL`: Ctrl-C cancels the token, the core stops at its next check (a tile, a layer, a
-/// block), and the KeyboardInterrupt is raised with nothing half-written returned.
-fn without_gil<R: Send>(py: Python<'_>, f: impl FnOnce() -> Result<R, Error> + Send) -> PyResult<R> {
+/// Work (in floating-point operations, roughly) below which a call runs without watching for
+/// Ctrl-C: a few milliseconds, less than the cost of the helper thread that watching needs.
+const INLINE_WORK: f64 = 1e7;
+
+/// Runs `f` (about `work` floating-point operations) in the core's thread pool without the GIL,
+/// under a cancellation token. For the main thread a call that is not small runs on a helper
+/// thread while this one polls Python's signal handlers every `SIGNAL_POLL`: Ctrl-C cancels the
+/// token, the core stops at its next check (a tile, a layer, a block), and the
+/// KeyboardInterrupt is raised with nothing half-written returned.
+fn without_gil<R: Send>(py: Python<'_>, work: f64, f: impl FnOnce() -> Result<R, Error> + Send) -> PyResult<R> {
+    run_on_core(py, work, || pool::install(f))
+}
+
+/// `without_gil` for `f` that enters the thread pool itself (`pool::install`), after taking what
+/// must not be taken inside it: a rayon worker that waits in a parallel loop runs other queued
+/// jobs, so a lock taken inside the pool could be wanted again by its own holder.
+fn run_on_core<R: Send>(py: Python<'_>, work: f64, f: impl FnOnce() -> Result<R, Error> + Send) -> PyResult<R> {
     let token = interrupt::Token::new();
-    let run = || catch_unwind(AssertUnwindSafe(|| pool::install(|| interrupt::with_token(&token, f))));
-    let (outcome, signal) = if on_main_thread() {
+    let run = || catch_unwind(AssertUnwindSafe(|| interrupt::with_token(&token, f)));
+    let (outcome, signal) = if work >= INLINE_WORK && on_main_thread() {
         py.detach(|| {
             std::thread::scope(|scope| {
                 let (done, finished) = std::sync::mpsc::sync_channel(1);
@@ -113,6 +126,35 @@ fn without_gil<R: Send>(py: Python<'_>, f: impl FnOnce() -> Result<R, Error> + S
     core_result(&token, signal, outcome)
 }
 
+/// The routines still running in the background after their caller was interrupted: the
+/// process must not exit under them (OpenBLAS's exit handler would wait on the threads they use).
+static DETACHED: (std::sync::Mutex<usize>, std::sync::Condvar) = (std::sync::Mutex::new(0), std::sync::Condvar::new());
+
+/// One running detached routine (counted while it lives).
+struct Detached;
+
+impl Detached {
+    fn start() -> Self {
+        *DETACHED.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        Detached
+    }
+
+    /// Waits until no detached routine runs.
+    fn wait_all() {
+        let mut running = DETACHED.0.lock().unwrap_or_else(|e| e.into_inner());
+        while *running > 0 {
+            running = DETACHED.1.wait(running).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        *DETACHED.0.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        DETACHED.1.notify_all();
+    }
+}
+
 /// `without_gil` for work that cannot check a token (a LAPACK routine): `f` owns its data, and on
 /// Ctrl-C the caller raises at once while the routine finishes in the background and its result
 /// is dropped.
@@ -121,14 +163,16 @@ fn without_gil_detached<R: Send + 'static>(
     f: impl FnOnce() -> Result<R, Error> + Send + 'static,
 ) -> PyResult<R> {
     if !on_main_thread() {
-        return without_gil(py, f);
+        return without_gil(py, 0.0, f);
     }
     let token = interrupt::Token::new();
     let (done, finished) = std::sync::mpsc::sync_channel(1);
     let worker_token = token.clone();
+    let running = Detached::start();
     std::thread::spawn(move || {
-        let outcome = catch_unwind(AssertUnwindSafe(|| pool::install(|| interrupt::with_token(&worker_token, f))));
+        let outcome = catch_unwind(AssertUnwindSafe(|| interrupt::with_token(&worker_token, || pool::install(f))));
         let _ = done.send(outcome); // (the caller may have gone: interrupted)
+        drop(running);
     });
     let caller_token = token.clone();
     let (outcome, signal) = py.detach(move || {
@@ -257,6 +301,13 @@ impl crate::series::PointwiseFn for PyFunction {
 }
 
 impl PyMlp {
+    /// The rough cost of one kernel entry's recursion (a numerical activation also evaluates
+    /// quadrature tables: far more per layer).
+    fn entry_work(&self) -> f64 {
+        let per_layer = if matches!(self.inner.activation, Activation::Series { .. }) { 1000.0 } else { 30.0 };
+        per_layer * (self.inner.depth + 1) as f64
+    }
+
     fn external(&self) -> Option<&dyn crate::series::PointwiseFn> {
         self.external.as_deref().map(|f| f as &dyn crate::series::PointwiseFn)
     }
@@ -283,7 +334,9 @@ impl PyMlp {
         let x2 = x2.map(|x| x.try_readonly().map_err(|e| PyValueError::new_err(format!("x2: {e}")))).transpose()?;
         let (v1, v2) = (x1.as_array(), x2.as_ref().map(|x| x.as_array()));
         let external = self.external();
-        let k = without_gil(py, || gram::gram_with(&self.inner, v1, v2, want, external))?;
+        let n2 = v2.as_ref().map_or(v1.nrows(), |v| v.nrows());
+        let work = (v1.nrows() * n2) as f64 * (v1.ncols() as f64 + self.entry_work());
+        let k = without_gil(py, work, || gram::gram_with(&self.inner, v1, v2, want, external))?;
         kernel_outputs(py, k)
     }
 
@@ -296,7 +349,8 @@ impl PyMlp {
         let x = x.try_readonly().map_err(|e| PyValueError::new_err(format!("x1: {e}")))?;
         let view = x.as_array();
         let external = self.external();
-        let k = without_gil(py, || gram::gram_diagonal_with(&self.inner, view, want, external))?;
+        let work = view.nrows() as f64 * (view.ncols() as f64 + self.entry_work());
+        let k = without_gil(py, work, || gram::gram_diagonal_with(&self.inner, view, want, external))?;
         kernel_outputs(py, k)
     }
 }
@@ -416,7 +470,7 @@ fn wrong_matrix(x: &Bound<'_, PyAny>, name: &str) -> PyErr {
 fn owned_square(a: &Bound<'_, PyAny>, copies: usize) -> PyResult<ndarray::Array2<f64>> {
     let a = readonly_matrix(a, "a")?;
     let view = a.as_array();
-    linalg::plan_square(&view, "a", copies + 1, "this eigendecomposition").map_err(to_py_err)?;
+    linalg::plan_square(&view, "a", copies + 1, "a: this eigendecomposition").map_err(to_py_err)?;
     Ok(view.as_standard_layout().into_owned())
 }
 
@@ -443,7 +497,7 @@ fn eigvalsh<'py>(py: Python<'py>, a: &Bound<'py, PyAny>) -> PyResult<Bound<'py, 
 fn cholesky<'py>(py: Python<'py>, a: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let a = readonly_matrix(a, "a")?;
     let view = a.as_array();
-    let l = without_gil(py, || linalg::cholesky(view))?;
+    let l = without_gil(py, (view.nrows() as f64).powi(3) / 3.0, || linalg::cholesky(view))?;
     Ok(PyArray::from_owned_array(py, l).into_any())
 }
 
@@ -453,7 +507,7 @@ fn cho_solve<'py>(py: Python<'py>, c: &Bound<'py, PyAny>, b: &Bound<'py, PyAny>)
     let c = readonly_matrix(c, "c")?;
     let b = readonly_matrix(b, "b")?;
     let (cv, bv) = (c.as_array(), b.as_array());
-    let x = without_gil(py, || linalg::cho_solve(cv, bv))?;
+    let x = without_gil(py, (cv.nrows() as f64).powi(2) * bv.ncols() as f64, || linalg::cho_solve(cv, bv))?;
     Ok(PyArray::from_owned_array(py, x).into_any())
 }
 
@@ -463,7 +517,8 @@ fn matmul<'py>(py: Python<'py>, a: &Bound<'py, PyAny>, b: &Bound<'py, PyAny>) ->
     let a = readonly_matrix(a, "a")?;
     let b = readonly_matrix(b, "b")?;
     let (av, bv) = (a.as_array(), b.as_array());
-    let out = without_gil(py, || linalg::matmul(av, bv))?;
+    let work = (av.nrows() * av.ncols()) as f64 * bv.ncols() as f64;
+    let out = without_gil(py, work, || linalg::matmul(av, bv))?;
     Ok(PyArray::from_owned_array(py, out).into_any())
 }
 
@@ -525,12 +580,56 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|e| e.into_inner())
 }
 
+/// `f` on the value behind `lock`, read-locked, in the core's pool without the GIL (the lock
+/// is taken before entering the pool, see `run_on_core`).
+fn reading<T: Send + Sync, R: Send>(
+    py: Python<'_>,
+    lock: &RwLock<T>,
+    work: f64,
+    f: impl FnOnce(&T) -> Result<R, Error> + Send,
+) -> PyResult<R> {
+    run_on_core(py, work, || {
+        let guard = read(lock);
+        let value: &T = &guard;
+        pool::install(|| f(value))
+    })
+}
+
+/// `reading`, write-locked.
+fn writing<T: Send + Sync, R: Send>(
+    py: Python<'_>,
+    lock: &RwLock<T>,
+    work: f64,
+    f: impl FnOnce(&mut T) -> Result<R, Error> + Send,
+) -> PyResult<R> {
+    run_on_core(py, work, || {
+        let mut guard = write(lock);
+        let value: &mut T = &mut guard;
+        pool::install(|| f(value))
+    })
+}
+
+/// A quick look at the value behind `lock` (the GIL released while waiting for the lock: its
+/// holder may need the GIL to finish, for a Python activation function).
+fn peek<T: Send + Sync, R: Send>(py: Python<'_>, lock: &RwLock<T>, f: impl FnOnce(&T) -> R + Send) -> R {
+    py.detach(|| f(&read(lock)))
+}
+
 /// A finite-width network (float64 parameters owned by the core). Safe to share between Python
 /// threads: readers (apply, kernels) run concurrently, a training step waits for them (the lock
 /// is taken without the GIL).
 #[pyclass(frozen, name = "Network", module = "ntkfast._core")]
 struct PyNetwork {
     inner: RwLock<Network>,
+}
+
+impl PyNetwork {
+    /// The rough cost of a pass over n1 inputs, and of an empirical kernel against n2 more.
+    fn work(&self, n1: usize, n2: usize) -> f64 {
+        let (params, outputs) =
+            Python::attach(|py| peek(py, &self.inner, |net| (net.size() as f64, net.out_dim() as f64)));
+        6.0 * (n1 + n2) as f64 * params * outputs + (n1 * n2) as f64 * params.sqrt() * outputs
+    }
 }
 
 #[pymethods]
@@ -546,13 +645,13 @@ impl PyNetwork {
     }
 
     #[getter]
-    fn in_dim(&self) -> usize {
-        read(&self.inner).in_dim()
+    fn in_dim(&self, py: Python<'_>) -> usize {
+        peek(py, &self.inner, Network::in_dim)
     }
 
     #[getter]
-    fn out_dim(&self) -> usize {
-        read(&self.inner).out_dim()
+    fn out_dim(&self, py: Python<'_>) -> usize {
+        peek(py, &self.inner, Network::out_dim)
     }
 
     fn params<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyList>> {
@@ -567,7 +666,7 @@ impl PyNetwork {
     fn apply<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let x = readonly_matrix(x, "x")?;
         let view = x.as_array();
-        let out = without_gil(py, || read(&self.inner).apply(view))?;
+        let out = reading(py, &self.inner, self.work(view.nrows(), 0), |net| net.apply(view))?;
         Ok(PyArray::from_owned_array(py, out).into_any())
     }
 
@@ -582,11 +681,12 @@ impl PyNetwork {
         let x1 = readonly_matrix(x1, "x1")?;
         let x2 = x2.map(|x| readonly_matrix(x, "x2")).transpose()?;
         let (v1, v2) = (x1.as_array(), x2.as_ref().map(|x| x.as_array()));
+        let work = self.work(v1.nrows(), v2.as_ref().map_or(v1.nrows(), |v| v.nrows()));
         if trace {
-            let k = without_gil(py, || empirical::ntk_traced(&read(&self.inner), v1, v2))?;
+            let k = reading(py, &self.inner, work, |net| empirical::ntk_traced(net, v1, v2))?;
             Ok(PyArray::from_owned_array(py, k).into_any())
         } else {
-            let k = without_gil(py, || empirical::ntk_full(&read(&self.inner), v1, v2))?;
+            let k = reading(py, &self.inner, work, |net| empirical::ntk_full(net, v1, v2))?;
             Ok(PyArray::from_owned_array(py, k).into_any())
         }
     }
@@ -601,7 +701,8 @@ impl PyNetwork {
         let x1 = readonly_matrix(x1, "x1")?;
         let x2 = x2.map(|x| readonly_matrix(x, "x2")).transpose()?;
         let (v1, v2) = (x1.as_array(), x2.as_ref().map(|x| x.as_array()));
-        let k = without_gil(py, || empirical::nngp(&read(&self.inner), v1, v2))?;
+        let work = self.work(v1.nrows(), v2.as_ref().map_or(v1.nrows(), |v| v.nrows()));
+        let k = reading(py, &self.inner, work, |net| empirical::nngp(net, v1, v2))?;
         Ok(PyArray::from_owned_array(py, k).into_any())
     }
 
@@ -615,10 +716,9 @@ impl PyNetwork {
         let x = readonly_matrix(x, "x")?;
         let g = readonly_matrix(g, "g")?;
         let (xv, gv) = (x.as_array(), g.as_array());
-        let grads = without_gil(py, || {
-            let net = read(&self.inner);
-            check_targets(&net, &xv, &gv, "g")?;
-            net.forward_plan(xv.nrows(), false).add([net.size()], 8).check("this gradient")?;
+        let grads = reading(py, &self.inner, self.work(xv.nrows(), 0), |net| {
+            check_targets(net, &xv, &gv, "g")?;
+            net.forward_plan(xv.nrows(), false).add([net.size()], 8).check("x: this gradient")?;
             Ok(net.backward(&net.forward(xv)?, gv))
         })?;
         params_to_py(py, &grads)
@@ -635,25 +735,25 @@ impl PyNetwork {
         check_rate(learning_rate)?;
         let (x, y) = (readonly_matrix(x, "x")?, readonly_matrix(y, "y")?);
         let (xv, yv) = (x.as_array(), y.as_array());
-        without_gil(py, || {
-            let mut net = write(&self.inner);
-            check_targets(&net, &xv, &yv, "y")?;
-            network::gradient_step(&mut net, xv, yv, learning_rate)
+        writing(py, &self.inner, self.work(xv.nrows(), 0), |net| {
+            check_targets(net, &xv, &yv, "y")?;
+            network::gradient_step(net, xv, yv, learning_rate)
         })
     }
 
-    fn norm(&self) -> f64 {
-        read(&self.inner).norm()
+    fn norm(&self, py: Python<'_>) -> f64 {
+        peek(py, &self.inner, Network::norm)
     }
 
     fn distance(&self, py: Python<'_>, other: &PyNetwork) -> PyResult<f64> {
         // (a snapshot of the other network first: never hold two of these locks at once)
         let other = py.detach(|| read(&other.inner).clone());
-        let net = read(&self.inner);
-        if other.layers.iter().map(|l| l.w.dim()).ne(net.layers.iter().map(|l| l.w.dim())) {
-            return Err(PyValueError::new_err("other: a network of a different shape"));
-        }
-        Ok(net.distance(&other))
+        peek(py, &self.inner, |net| {
+            if other.layers.iter().map(|l| l.w.dim()).ne(net.layers.iter().map(|l| l.w.dim())) {
+                return Err(PyValueError::new_err("other: a network of a different shape"));
+            }
+            Ok(net.distance(&other))
+        })
     }
 
     /// The linearisation at the current parameters, with parameter change `delta` (zero if None).
@@ -707,7 +807,8 @@ impl PyLinearized {
     fn apply<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let x = readonly_matrix(x, "x")?;
         let view = x.as_array();
-        let out = without_gil(py, || read(&self.inner).apply(view))?;
+        let work = 6.0 * view.nrows() as f64 * peek(py, &self.inner, |lin| lin.base.size()) as f64;
+        let out = reading(py, &self.inner, work, |lin| lin.apply(view))?;
         Ok(PyArray::from_owned_array(py, out).into_any())
     }
 
@@ -721,19 +822,19 @@ impl PyLinearized {
         check_rate(learning_rate)?;
         let (x, y) = (readonly_matrix(x, "x")?, readonly_matrix(y, "y")?);
         let (xv, yv) = (x.as_array(), y.as_array());
-        without_gil(py, || {
-            let mut lin = write(&self.inner);
+        let work = 12.0 * xv.nrows() as f64 * peek(py, &self.inner, |lin| lin.base.size()) as f64;
+        writing(py, &self.inner, work, |lin| {
             check_targets(&lin.base, &xv, &yv, "y")?;
             lin.gradient_step(xv, yv, learning_rate)
         })
     }
 
-    fn delta_norm(&self) -> f64 {
-        read(&self.inner).delta_norm()
+    fn delta_norm(&self, py: Python<'_>) -> f64 {
+        peek(py, &self.inner, Linearized::delta_norm)
     }
 
-    fn base_norm(&self) -> f64 {
-        read(&self.inner).base.norm()
+    fn base_norm(&self, py: Python<'_>) -> f64 {
+        peek(py, &self.inner, |lin| lin.base.norm())
     }
 
     fn delta<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyList>> {
@@ -768,10 +869,13 @@ fn num_threads() -> usize {
 }
 
 /// Stops running core calls and refuses new ones: registered with `atexit`, so that a daemon
-/// thread's kernel ends instead of re-entering an interpreter that is shutting down.
+/// thread's kernel ends instead of re-entering an interpreter that is shutting down. Then waits
+/// for LAPACK routines left running by an interrupted call (seconds at most): exiting under them
+/// can deadlock in OpenBLAS's own exit handler.
 #[pyfunction]
-fn _shutdown() {
+fn _shutdown(py: Python<'_>) {
     interrupt::shut_down();
+    py.detach(Detached::wait_all);
 }
 
 #[pymodule]

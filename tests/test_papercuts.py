@@ -560,3 +560,183 @@ def test_estimators_with_standard_parameterization():
     with pytest.raises(ValueError, match="^width: required"):
         NTKRegressor(parameterization="standard").fit(x, y)
     assert "width=64" in repr(NTKKernel(parameterization="standard", width=64))
+
+
+# ---------------------------------------------------------------------------------------------
+# fuzz-harness findings (tests/fuzz): every error names the user's argument
+
+
+def _huge(shape, value=1.0):
+    """A read-only broadcast view: asks for huge work without allocating it."""
+    return np.broadcast_to(np.asarray(value, dtype=np.float64), shape)
+
+
+def test_ragged_inputs_name_the_argument():
+    mlp = ntkfast.MLP(2, "relu")
+    with pytest.raises(ValueError, match=r"^x1: could not be converted to a 2-D array of numbers.*inhomogeneous"):
+        mlp.kernel([[1.0, 2.0], [3.0]])
+    with pytest.raises(ValueError, match="^x2: could not be converted"):
+        mlp.kernel(np.ones((2, 2)), [[1.0, 2.0], [3.0]])
+    x, y = data()
+    with pytest.raises(ValueError, match="^x_test: could not be converted"):
+        mlp.predict(x, y, [[1.0, 2.0, 3.0], [3.0]])
+    np.testing.assert_array_equal(mlp.kernel([[1.0, 2.0], [3.0, 4.0]], get="ntk"),
+                                  mlp.kernel(np.array([[1.0, 2.0], [3.0, 4.0]]), get="ntk"))
+
+
+@pytest.mark.parametrize("flag", ["no", "False", 1, 0, None, 1.0])
+def test_diagonal_must_be_a_bool(flag):
+    x, _ = data()
+    with pytest.raises(TypeError, match="^diagonal: must be True or False"):
+        ntkfast.MLP(2, "relu").kernel(x, diagonal=flag)
+
+
+def test_diagonal_accepts_numpy_bools():
+    x, _ = data()
+    mlp = ntkfast.MLP(2, "relu", b_std=0.1)
+    np.testing.assert_array_equal(mlp.kernel(x, diagonal=np.bool_(True), get="ntk"), np.diag(mlp.kernel(x, get="ntk")))
+    assert mlp.kernel(x, diagonal=np.bool_(False), get="ntk").shape == (6, 6)
+
+
+def test_numerical_activation_refuses_complex_results_at_every_call():
+    x, _ = data()
+
+    def fn(z):  # real on the constructor's small probe, complex on the kernel's quadrature points
+        return np.tanh(z) if z.size <= 7 else z + 1j
+
+    def dfn(z):
+        return 1 - np.tanh(z) ** 2 if z.size <= 7 else z + 1j
+
+    with pytest.raises((TypeError, ValueError), match=r"\bfn: must return real numbers.*complex"):
+        ntkfast.MLP(2, A.Numerical(fn)).kernel(x)
+    with pytest.raises((TypeError, ValueError), match=r"\bdfn: must return real numbers.*complex"):
+        ntkfast.MLP(2, A.Numerical(np.tanh, dfn)).kernel(x)
+    with pytest.raises((TypeError, ValueError), match=r"\bfn: must return real numbers"):
+        ntkfast.MLP(2, A.Numerical(fn)).init(3, width=8).apply(x)  # finite networks call it too
+    # real-valued functions are untouched, and the spec still pickles by its arguments
+    import pickle
+
+    mlp = ntkfast.MLP(2, A.Numerical(np.tanh, lambda z: 1 - np.tanh(z) ** 2))
+    k = mlp.kernel(x, get="ntk")
+    np.testing.assert_allclose(k, ntkfast.MLP(2, "tanh").kernel(x, get="ntk"), rtol=1e-8)
+    restored = pickle.loads(pickle.dumps(ntkfast.MLP(2, A.Numerical(np.tanh))))
+    assert restored.activation.fn is np.tanh
+    np.testing.assert_array_equal(restored.kernel(x, get="ntk"), ntkfast.MLP(2, A.Numerical(np.tanh)).kernel(x, get="ntk"))
+
+
+def test_memory_errors_of_predict_name_the_callers_inputs():
+    x, y = data()
+    mlp = ntkfast.MLP(2, "relu", W_std=1.5, b_std=0.1)
+    with pytest.raises(MemoryError, match=r"^x_train: this kernel of 1000000 x 1000000 entries"):
+        mlp.predict(_huge((10**6, 3)), _huge((10**6,)), x[:2])
+    with pytest.raises(MemoryError, match=r"^x_test: this kernel of 1000000 x 1000000 entries"):
+        mlp.predict(x, y, _huge((10**6, 3), 0.3), compute_cov=True)
+    fn = predict.gradient_descent_mse_ensemble(mlp.kernel, _huge((10**6, 3)), _huge((10**6,)))
+    with pytest.raises(MemoryError, match=r"^x_train: this kernel"):
+        fn(x_test=x[:2])
+    fn = predict.gradient_descent_mse_ensemble(mlp.kernel, x, y)
+    with pytest.raises(MemoryError, match=r"^x_test: this kernel of 1000000 x 1000000"):
+        fn(x_test=_huge((10**6, 3), 0.3), get="nngp", compute_cov=True)
+
+
+def test_renamed_error_keeps_the_type_and_renames_only_what_is_about_the_arguments():
+    from ntkfast._arrays import renamed_error
+
+    names = {"x1": "x_test", "x2": "x_train"}
+    out = renamed_error(MemoryError("x1, x2: this kernel of 3 x 4 entries needs 1 GiB"), names)
+    assert type(out) is MemoryError and str(out) == "x_test, x_train: this kernel of 3 x 4 entries needs 1 GiB"
+    out = renamed_error(ValueError("x2: has 4 features but x1 has 3"), names)
+    assert type(out) is ValueError and str(out) == "x_train: has 4 features but x_test has 3"
+    untouched = MemoryError("out of memory near x1")  # not about the arguments
+    assert renamed_error(untouched, names) is untouched
+    untouched = ValueError("x1_i: unrelated")
+    assert renamed_error(untouched, names) is untouched
+
+
+def test_non_symmetric_kernels_name_the_kernel_argument():
+    x, y = data()
+    k = ntkfast.MLP(2, "relu").kernel(x, get="ntk")
+    k[0, 1] += 1.0
+    with pytest.raises(ValueError, match="^k_train_train: must be symmetric"):
+        predict.gradient_descent_mse(k, y)(t=1.0)
+    with pytest.raises(ValueError, match="^k_train_train: must be symmetric"):
+        predict.prediction_weights(k, y, t=1.0)
+    with pytest.raises(ValueError, match="^ntk_train_train: must be symmetric"):
+        predict.max_learning_rate(k)
+
+
+def test_ensemble_errors_name_x_test_and_kernel_fn():
+    x, y = data()
+    fn = predict.gradient_descent_mse_ensemble(ntkfast.MLP(2, "erf").kernel, x, y)
+    bad = x[:4].copy()
+    bad[1, 1] = np.inf
+    with pytest.raises(ValueError, match="^x_test: row 1 contains NaN or infinity"):
+        fn(x_test=bad)
+    with pytest.raises(ValueError, match="^x_train: has 3 features but x_test has 2"):
+        fn(x_test=np.ones((2, 2)))
+    bad_train = x.copy()
+    bad_train[2, 0] = np.nan
+    with pytest.raises(ValueError, match="^x_train: row 2 contains NaN"):
+        predict.gradient_descent_mse_ensemble(ntkfast.MLP(2, "erf").kernel, bad_train, y)(x_test=x)
+    for kernel_fn in (None, "ntk", np.ones((6, 6))):
+        with pytest.raises(TypeError, match="^kernel_fn: must be a callable"):
+            predict.gradient_descent_mse_ensemble(kernel_fn, x, y)
+
+
+@pytest.mark.parametrize("step", ["fit", "predict"])
+def test_sklearn_errors_name_X(step):
+    pytest.importorskip("sklearn")
+    from ntkfast.sklearn import NTKRegressor
+
+    x, y = data()
+    if step == "fit":
+        with pytest.raises(ValueError, match="^X: row 0 contains NaN or infinity"):
+            NTKRegressor().fit(x * 1e200, y)
+        with pytest.raises(MemoryError, match="^X: this kernel of 1000000 x 1000000 entries"):
+            NTKRegressor().fit(_huge((10**6, 3)), _huge((10**6,)))
+    else:
+        with pytest.raises(ValueError, match="^X: row 0 contains NaN or infinity"):
+            NTKRegressor().fit(x, y).predict(x[:4] * 1e200)
+
+
+def test_from_params_refuses_a_huge_W_before_allocating_it():
+    import time
+
+    mlp = ntkfast.MLP(1, "relu")
+    start = time.perf_counter()
+    with pytest.raises(MemoryError, match=r"^params: params\[0\]'s W has shape \(1000000, 1000000\)"):
+        Network.from_params(mlp, [(_huge((10**6, 10**6)), None), (np.ones((10**6, 1)), None)])
+    assert time.perf_counter() - start < 5
+    # the checks on ordinary parameters are unchanged
+    w = np.ones((3, 4))
+    w[1, 2] = np.nan
+    with pytest.raises(ValueError, match=r"^params: params\[0\]'s W contains NaN or infinity"):
+        Network.from_params(mlp, [(w, None), (np.ones((4, 1)), None)])
+    params = init_params(mlp, 3, 4, 2, seed=1)
+    net = Network.from_params(mlp, [(np.asfortranarray(w_), b) for w_, b in params])  # any memory order
+    for (w0, b0), (w1, b1) in zip(params, net.params):
+        np.testing.assert_array_equal(w0, w1)
+        np.testing.assert_array_equal(b0, b1)
+    ints = Network.from_params(ntkfast.MLP(1, "relu", b_std=0.1),
+                               [(np.ones((3, 4), dtype=np.int32), np.zeros(4, dtype=np.int64)),
+                                (np.asfortranarray(np.ones((4, 2), dtype=np.float32)), np.ones((1, 2)))])
+    np.testing.assert_array_equal(ints.params[0][0], np.ones((3, 4)))
+
+
+def test_min_norm_solution_with_duplicate_rows_names_x():
+    x, y = data()
+    net = ntkfast.MLP(2, "relu", W_std=1.5, b_std=0.1).init(3, width=8, out_dim=2, seed=0)
+    with pytest.raises(ValueError, match=r"^x: the empirical NTK on x .*singular.*row 6 equals row 0") as info:
+        net.min_norm_solution(np.vstack([x, x]), np.vstack([y, y]))
+    assert "diag_reg" not in str(info.value)  # the method has no diag_reg
+    solution = net.min_norm_solution(x, y)  # distinct rows: solvable as before
+    assert np.isfinite(solution.norm) and solution.sigma_min > 0
+
+
+def test_train_steps_and_x_test_errors_name_the_argument():
+    x, y = data()
+    net = ntkfast.MLP(2, "relu", W_std=1.5, b_std=0.1).init(3, width=8, out_dim=2, seed=0)
+    with pytest.raises((MemoryError, ValueError), match="^steps"):
+        net.train(x, y, learning_rate=0.5, steps=10**12)
+    with pytest.raises(ValueError, match="^x_test"):
+        net.train(x, y, learning_rate=0.5, steps=2, x_test=x[:4] * np.nan, y_test=y[:4])

@@ -12,7 +12,11 @@ def as_inputs(x, name: str) -> np.ndarray:
     """
     if x is None:
         raise TypeError(f"{name}: expected an array of shape (n_samples, n_features), got None")
-    arr = np.asarray(x)
+    try:
+        arr = np.asarray(x)
+    except (ValueError, TypeError) as exc:  # ragged nested lists, a failing __array__, ...
+        raise type(exc)(f"{name}: could not be converted to a 2-D array of numbers (n_samples, n_features): "
+                        f"{exc}") from None
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"{name}: must hold real numbers, got dtype {arr.dtype}")
     if arr.ndim != 2:
@@ -36,6 +40,32 @@ def as_input_pair(x1, x2, names=("x1", "x2")) -> tuple[np.ndarray, np.ndarray | 
         common = np.result_type(a.dtype, b.dtype)
         a, b = a.astype(common, copy=False), b.astype(common, copy=False)
     return a, b
+
+
+def renamed_error(exc: BaseException, names: dict) -> BaseException:
+    """``exc`` with the argument names in its message replaced by the caller's (``x1`` -> ``x_test``,
+    ...), as an exception of the same type, or ``exc`` itself if there is nothing to rename.
+
+    A ValueError or TypeError is renamed wherever it names one of ``names`` (as a whole word); any
+    other type (a MemoryError of the core: "x1: this kernel of ... entries needs ...") only when
+    its message starts with them ("x1: ", "x2: ", "x1, x2: "), i.e. when it is about those
+    arguments. An exception whose constructor does not take one message is left as it is."""
+    import re
+
+    text = str(exc)
+    names = {old: new for old, new in names.items() if old != new}
+    if not names:
+        return exc
+    words = "|".join(map(re.escape, sorted(names, key=len, reverse=True)))
+    if type(exc) not in (ValueError, TypeError) and not re.match(rf"(?:(?:{words}), )*(?:{words}): ", text):
+        return exc
+    message = re.sub(rf"\b({words})\b", lambda m: names[m.group(1)], text)
+    if message == text:
+        return exc
+    try:
+        return type(exc)(message)
+    except Exception:  # a constructor with other arguments
+        return exc
 
 
 def as_rng(seed, name: str = "seed") -> np.random.Generator:

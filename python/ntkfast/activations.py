@@ -316,7 +316,11 @@ class Numerical(Activation):
         return (float(self.degree),)
 
     def _core_function(self):
-        return None if isinstance(self.fn, str) else (self.fn, self.dfn)
+        # The core calls these with float64 arrays and converts the result with np.asarray(result,
+        # float64), which would silently drop an imaginary part: the wrappers refuse complex results.
+        if isinstance(self.fn, str):
+            return None
+        return (_RealValued(self.fn, "fn"), None if self.dfn is None else _RealValued(self.dfn, "dfn"))
 
     def __repr__(self) -> str:
         name = self.fn if isinstance(self.fn, str) else getattr(self.fn, "__name__", repr(self.fn))
@@ -332,6 +336,35 @@ class Numerical(Activation):
 
     def __hash__(self) -> int:
         return hash((id(self.fn), id(self.dfn), self.degree))
+
+
+class _RealValued:
+    """``f`` as the core calls it, refusing complex results (a TypeError naming the argument,
+    ``fn`` or ``dfn``) that NumPy's conversion to float64 would make real with only a warning.
+    Pickles if ``f`` does (module level, holds only ``f`` and the name)."""
+
+    __slots__ = ("f", "name")
+
+    def __init__(self, f, name: str):
+        self.f, self.name = f, name
+
+    def __call__(self, x):
+        out = self.f(x)
+        if _iscomplexobj(out):
+            raise TypeError(f"{self.name}: must return real numbers, but on an array of {getattr(x, 'size', '?')} "
+                            f"points it returned complex values (dtype {getattr(out, 'dtype', type(out).__name__)}); "
+                            "the imaginary part would be dropped silently: return the real part (np.real) if "
+                            "that is what you mean")
+        return out
+
+    def __reduce__(self):
+        return (_RealValued, (self.f, self.name))
+
+
+def _iscomplexobj(value) -> bool:
+    import numpy as np
+
+    return np.iscomplexobj(value)
 
 
 def _probe(f, name: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+import os
 from typing import Optional
 
 import numpy as np
@@ -80,10 +81,7 @@ def _as_params(params) -> list:
         arr = np.asarray(value)
         if arr.dtype.kind not in "fiu":
             raise TypeError(f"params: {what} must hold real numbers, got dtype {arr.dtype}")
-        arr = np.asarray(arr, dtype=np.float64)
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"params: {what} contains NaN or infinity")
-        return arr
+        return _finite_float64(arr, what)
 
     out = []
     for index, layer in enumerate(params):
@@ -104,6 +102,77 @@ def _as_params(params) -> list:
             b = np.ascontiguousarray(b.reshape(-1))
         out.append((np.ascontiguousarray(w), b))
     return out
+
+
+def _memory_allowance() -> Optional[int]:
+    """The most one array may take, in bytes, as the core counts it: physical memory, or the
+    address-space limit (``ulimit -v``) if lower; None if neither is known."""
+    limits = []
+    try:
+        limits.append(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        pass
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            limits.append(soft)
+    except (ImportError, AttributeError, ValueError, OSError):
+        pass
+    return min(limits) if limits else None
+
+
+def _finite_float64(arr: np.ndarray, what: str, block: int = 1 << 20) -> np.ndarray:
+    """``arr`` (real numbers) as a C-contiguous float64 array whose entries are all finite, else a
+    ValueError naming ``what``; a MemoryError naming it if the copy cannot fit, before any of it
+    is allocated (a broadcast view of 10^10 entries asks for 80 GB). Checked in blocks: no
+    full-size temporary besides the copy (``np.isfinite(arr)`` would allocate a bool per entry)."""
+    nbytes = arr.size * 8
+    allowance = _memory_allowance()
+    too_big = MemoryError(f"params: {what} has shape {arr.shape}: {nbytes / 2**30:.3g} GiB in float64, more than "
+                          + ("can be allocated" if allowance is None
+                             else f"this process can use ({allowance / 2**30:.3g} GiB)"))
+    if allowance is not None and nbytes > allowance:
+        raise too_big
+    if arr.dtype == np.float64 and arr.flags.c_contiguous:
+        out = arr
+    else:
+        try:
+            out = np.empty(arr.shape, dtype=np.float64)
+        except MemoryError:
+            raise too_big from None
+        np.copyto(out, arr, casting="unsafe")
+    flat = out.reshape(-1)
+    for start in range(0, flat.size, block):
+        if not np.isfinite(flat[start:start + block]).all():
+            raise ValueError(f"params: {what} contains NaN or infinity")
+    return out
+
+
+def _singular_ntk_message(x: np.ndarray, out_dim: int, exc: Exception) -> str:
+    """Why ``min_norm_solution`` has no unique answer: the empirical NTK on ``x`` is singular."""
+    n = x.shape[0]
+    detail = str(exc)
+    detail = detail[3:] if detail.startswith("a: ") else detail
+    detail = detail.split("; ")[0]  # drop the core's advice (diag_reg: this method takes none)
+    if "positive definite" not in detail:  # not a singular kernel (e.g. one that overflowed)
+        return f"x: the empirical NTK on x ({n * out_dim} x {n * out_dim}) cannot be factorised: {detail}"
+    _, first, inverse = np.unique(x, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    duplicates = [i for i in range(n) if first[inverse[i]] != i]
+    if duplicates:
+        i = duplicates[0]
+        cause = (f"{len(duplicates)} row(s) of x repeat earlier ones (row {i} equals row {first[inverse[i]]}); "
+                 "remove duplicate rows")
+    else:
+        cause = ("the network's gradients at these inputs are linearly dependent (near-duplicate rows, or more "
+                 "targets than parameters can fit independently); remove dependent rows")
+    phrase = "is not positive definite"
+    state = (f"{phrase}, i.e. singular{detail[len(phrase):]}" if detail.startswith(phrase)
+             else f"is singular ({detail})")
+    return (f"x: the empirical NTK on x ({n * out_dim} x {n * out_dim}) {state}: the minimum-norm solution is "
+            f"not unique, or no parameter change fits y exactly; {cause}")
 
 
 def _float_inputs(x, name: str) -> np.ndarray:
@@ -166,8 +235,32 @@ def _steps(steps) -> int:
     return int(steps)
 
 
+# The most steps one call trains for: the history holds a loss per step (8 bytes each).
+MAX_STEPS = 10**9
+
+
+def _loss(core, x, y, name: str, learning_rate: float) -> float:
+    """0.5 * mean((f(x) - y)^2), or ValueError naming learning_rate if it overflows (diverged)."""
+    try:
+        output = core.apply(x)
+    except (ValueError, MemoryError) as e:
+        message = str(e)
+        if name != "x" and message.startswith("x: "):
+            raise type(e)(f"{name}: {message[3:]}") from None  # the user's name for these inputs
+        raise
+    with np.errstate(over="ignore", invalid="ignore"):
+        loss = 0.5 * np.mean((output - y) ** 2)
+    if not np.isfinite(loss):
+        raise ValueError(f"learning_rate: training diverged (the loss on {name} overflows float64) at "
+                         f"learning_rate = {learning_rate}; gradient descent on this loss is stable below "
+                         f"ntkfast.predict.max_learning_rate(ntk_train_train, y_train.size)")
+    return float(loss)
+
+
 def _train(core, x, y, learning_rate, steps, x_test, y_test, record_every, kernel_fn, initial_norm, change_fn):
     steps, learning_rate = _steps(steps), _learning_rate(learning_rate)
+    if steps > MAX_STEPS:
+        raise ValueError(f"steps: at most {MAX_STEPS} per call (the history keeps a loss per step), got {steps}")
     every = max(1, steps // 50) if record_every is None else _positive_int(record_every, "record_every")
     recorded = sorted(set(range(0, steps + 1, every)) | {steps})
     theta0 = kernel_fn() if kernel_fn is not None else None
@@ -176,7 +269,7 @@ def _train(core, x, y, learning_rate, steps, x_test, y_test, record_every, kerne
 
     def record():
         if x_test is not None:
-            test_loss.append(0.5 * np.mean((core.apply(x_test) - y_test) ** 2))
+            test_loss.append(_loss(core, x_test, y_test, "x_test", learning_rate))
         change.append(change_fn() / initial_norm)
         if theta0 is not None:
             drift.append(np.linalg.norm(kernel_fn() - theta0) / np.linalg.norm(theta0))
@@ -191,7 +284,7 @@ def _train(core, x, y, learning_rate, steps, x_test, y_test, record_every, kerne
                 # the core refused the step and kept the parameters: say when
                 raise ValueError(f"{e} (at step {s} of {steps})") from None
             raise
-    train_loss[steps] = 0.5 * np.mean((core.apply(x) - y) ** 2)
+    train_loss[steps] = _loss(core, x, y, "x", learning_rate)
     record()
     step = np.array(recorded)
     return TrainingHistory(step, step * learning_rate, train_loss,
@@ -313,7 +406,11 @@ class Network:
         residual = (y - self.apply(x)).reshape(-1)
         theta = self._core.ntk(x, None, False).transpose(0, 2, 1, 3).reshape(n * k, n * k)
         theta = (theta + theta.T) / 2
-        coefficients = linalg.cho_solve(linalg.cholesky(theta), residual)
+        try:
+            factor = linalg.cholesky(theta)
+        except ValueError as exc:  # the core's "a: is not positive definite ... add diag_reg" (no diag_reg here)
+            raise ValueError(_singular_ntk_message(x, k, exc)) from None
+        coefficients = linalg.cho_solve(factor, residual)
         delta = self._core.vjp(x, coefficients.reshape(n, k))
         sigma_min = float(np.sqrt(max(linalg.eigvalsh(theta)[0], 0.0)))
         norm = float(np.sqrt(max(residual @ coefficients, 0.0)))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numbers
-import re
 from typing import Iterator, Optional, Sequence, Union
 
 import numpy as np
@@ -11,7 +10,7 @@ import numpy as np
 from . import _core
 from . import activations as _activations
 from . import predict as _predict
-from ._arrays import as_input_pair, as_inputs
+from ._arrays import as_input_pair, as_inputs, renamed_error
 
 __all__ = ["MLP", "Kernel"]
 
@@ -109,12 +108,10 @@ def _real(value, name: str, allow_none: bool) -> Optional[float]:
 
 
 def _renamed(exc: Exception, names: dict) -> Exception:
-    """``exc`` with the argument names in its message replaced (``x1`` -> ``x_test``, ...)."""
-    pattern = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b")
-    message = pattern.sub(lambda m: names[m.group(1)], str(exc))
-    if message == str(exc) or type(exc) not in (ValueError, TypeError):
-        return exc  # nothing to rename, or an exception type whose constructor may differ
-    return type(exc)(message)
+    """``exc`` with the argument names in its message replaced (``x1`` -> ``x_test``, ...): a
+    ValueError / TypeError wherever it names them, any other type (the core's MemoryError) when
+    its message starts with them (see ``_arrays.renamed_error``)."""
+    return renamed_error(exc, names)
 
 
 def _rebuild_mlp(depth, activation, kwargs):
@@ -214,6 +211,8 @@ class MLP:
         """
         names, single = _parse_get(get)
         want = {"nngp": "nngp" in names, "ntk": "ntk" in names}
+        if not isinstance(diagonal, (bool, np.bool_)):  # diagonal="no" would be truthy
+            raise TypeError(f"diagonal: must be True or False, got {diagonal!r}")
         if diagonal:
             if x2 is not None:
                 raise ValueError("diagonal: diagonal=True returns k(x1_i, x1_i) and takes x2=None")
@@ -269,8 +268,12 @@ class MLP:
         def kernel_fn(x1, x2=None, *, get):
             try:
                 return self._kernel_float64(x1, x2, get=get)
-            except (ValueError, TypeError) as exc:  # the core names them x1 / x2
-                raise _renamed(exc, {"x1": names.get(id(x1), "x1"), "x2": names.get(id(x2), "x2")}) from None
+            except Exception as exc:  # the core names them x1 / x2 (ValueError, TypeError, MemoryError)
+                first = names.get(id(x1), "x1")
+                renamed = _renamed(exc, {"x1": first, "x2": first if x2 is None else names.get(id(x2), "x2")})
+                if renamed is exc:
+                    raise
+                raise renamed from None
 
         fn = _predict.gradient_descent_mse_ensemble(kernel_fn, train, y_train, diag_reg=diag_reg,
                                                     diag_reg_absolute_scale=diag_reg_absolute_scale)

@@ -29,6 +29,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from . import linalg
+from ._arrays import renamed_error
 from .linalg import matmul as _mm
 
 __all__ = [
@@ -170,6 +171,22 @@ def _cholesky(k: np.ndarray, what: str) -> np.ndarray:
     return factor
 
 
+def _named_linalg_error(exc: Exception, what: str) -> Exception:
+    """The core's linear-algebra error (about its argument ``a``) as one about ``what`` (the user's
+    argument, e.g. "k_train_train"), of the same type."""
+    prefix = f"{what} " if ":" in what else f"{what}: "
+    message = str(exc)
+    return type(exc)(prefix + (message[3:] if message.startswith("a: ") else message))
+
+
+def _eigh(k: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """``linalg.eigh(k)``, whose failure (a non-symmetric matrix) names ``what``, not ``a``."""
+    try:
+        return linalg.eigh(k)
+    except ValueError as exc:
+        raise _named_linalg_error(exc, what) from None
+
+
 def _is_infinite(t) -> bool:
     """t=None or a scalar inf: the converged solution, by Cholesky."""
     return t is None or (np.ndim(t) == 0 and isinstance(t, numbers.Real) and np.isinf(t) and t > 0)
@@ -180,8 +197,10 @@ def _is_infinite(t) -> bool:
 
 
 class _Eigenbasis:
-    def __init__(self, k: np.ndarray, normalization: float, name: str, regularized: bool):
-        self.values, self.vectors = linalg.eigh(k)
+    def __init__(self, k: np.ndarray, normalization: float, name: str, regularized: bool,
+                 what: Optional[str] = None):
+        # ``what`` names the user's argument in errors (default ``name``, used in the warning)
+        self.values, self.vectors = _eigh(k, name if what is None else what)
         self.normalization = normalization
         top = max(self.values[-1], 0.0)
         if not regularized and self.values[0] <= k.shape[0] * np.finfo(float).eps * top:
@@ -468,7 +487,8 @@ class _Ensemble:
     def basis(self, g: str) -> _Eigenbasis:
         if g not in self._bases:
             k = _regularized(self.k_dd[g], self.reg, self.absolute)
-            self._bases[g] = _Eigenbasis(k, float(self.y.size), f"the training {g.upper()}", regularized=self.reg > 0)
+            self._bases[g] = _Eigenbasis(k, float(self.y.size), f"the training {g.upper()}", regularized=self.reg > 0,
+                                         what=f"kernel_fn(x_train, None).{g}")
         return self._bases[g]
 
     def factor(self, g: str) -> np.ndarray:
@@ -575,6 +595,9 @@ def gradient_descent_mse_ensemble(kernel_fn, x_train, y_train, learning_rate: fl
     covariance; ``get`` a string gives one result, a tuple (default ("nngp", "ntk")) a namedtuple.
     Train kernels, eigendecompositions and factorisations are cached between calls.
     """
+    if not callable(kernel_fn):
+        raise TypeError(f"kernel_fn: must be a callable kernel_fn(x1, x2, get=...) such as MLP(...).kernel, got "
+                        f"{type(kernel_fn).__name__}")
     y, _ = _targets(y_train)
     rows = _rows(x_train)
     if rows is not None and rows != y.shape[0]:
@@ -584,10 +607,21 @@ def gradient_descent_mse_ensemble(kernel_fn, x_train, y_train, learning_rate: fl
     kernels: dict = {}
     state: dict = {}
 
+    def kernel(x1, x2, first: str, second: str, get: tuple[str, ...]):
+        """kernel_fn(x1, x2, get=get), its errors about x1 / x2 (MLP.kernel's names) renamed to the
+        caller's ``first`` / ``second`` (x_train, x_test; for x2=None, ``second`` is ``first``)."""
+        try:
+            return kernel_fn(x1, x2, get=get)
+        except Exception as exc:
+            renamed = renamed_error(exc, {"x1": first, "x2": second})
+            if renamed is exc:
+                raise
+            raise renamed from None
+
     def ensemble(deps: tuple[str, ...]) -> _Ensemble:
         missing = tuple(g for g in deps if g not in kernels)
         if missing:
-            k = kernel_fn(x_train, None, get=missing)
+            k = kernel(x_train, None, "x_train", "x_train", missing)
             for g in missing:
                 kernels[g] = getattr(k, g)
             state["ensemble"] = _Ensemble(dict(kernels), y_train, reg, diag_reg_absolute_scale, learning_rate)
@@ -603,11 +637,11 @@ def gradient_descent_mse_ensemble(kernel_fn, x_train, y_train, learning_rate: fl
         model = ensemble(deps)
         k_td = nngp_tt = None
         if x_test is not None:
-            k = kernel_fn(x_test, x_train, get=deps)
+            k = kernel(x_test, x_train, "x_test", "x_train", deps)
             k_td = {g: _rectangular(getattr(k, g), f"kernel_fn(x_test, x_train).{g}", model.y.shape[0]) for g in deps}
             if compute_cov:
-                nngp_tt = _square(kernel_fn(x_test, None, get=("nngp",)).nngp, "kernel_fn(x_test, None).nngp",
-                                  k_td[deps[0]].shape[0])
+                k_tt = kernel(x_test, None, "x_test", "x_test", ("nngp",))
+                nngp_tt = _square(k_tt.nngp, "kernel_fn(x_test, None).nngp", k_td[deps[0]].shape[0])
         return _results(get, {g: model.predict(g, t, k_td, compute_cov, nngp_tt) for g in names})
 
     return predict_fn
@@ -681,7 +715,10 @@ def max_learning_rate(ntk_train_train, y_train_size: Optional[int] = None, momen
         factor = int(y_train_size)
     momentum = _nonnegative(momentum, "momentum", below=1.0)
     eps = _nonnegative(eps, "eps")
-    top = linalg.eigvalsh(k)[-1]
+    try:
+        top = linalg.eigvalsh(k)[-1]
+    except ValueError as exc:  # not symmetric: about the user's argument, not the core's ``a``
+        raise _named_linalg_error(exc, "ntk_train_train") from None
     if not top + eps > 0:
         raise ValueError(f"ntk_train_train: its largest eigenvalue is {top:.3g}, so no learning rate is limited by "
                          "it (an NTK is positive semi-definite and nonzero); pass eps > 0 to bound the result")

@@ -16,9 +16,22 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import predict as _predict
+from ._arrays import renamed_error
 from .models import MLP
 
 __all__ = ["NTKRegressor", "NTKClassifier", "NTKKernel"]
+
+
+def _kernel(mlp: MLP, X, Y=None, *, names: dict, **kwargs):
+    """``mlp.kernel(X, Y, ...)``, its errors about ``x1`` / ``x2`` (MLP.kernel's names: "x1: row 0
+    contains NaN", "x1: this kernel of ... entries needs ...") renamed to the estimator's."""
+    try:
+        return mlp.kernel(X, Y, **kwargs)
+    except Exception as exc:
+        renamed = renamed_error(exc, names)
+        if renamed is exc:
+            raise
+        raise renamed from None
 
 
 def _mlp_of(spec) -> MLP:
@@ -54,7 +67,7 @@ class _NTKModel(BaseEstimator):
     def _fit_targets(self, X, targets):
         X = np.asarray(X, dtype=np.float64)
         mlp = self._mlp()
-        k = mlp.kernel(X, get=self._kernel_name())
+        k = _kernel(mlp, X, get=self._kernel_name(), names={"x1": "X", "x2": "X"})
         self.X_fit_ = X
         self.dual_coef_ = _predict.prediction_weights(k, targets, self.t, diag_reg=self.diag_reg,
                                                       diag_reg_absolute_scale=self.diag_reg_absolute_scale)
@@ -63,7 +76,7 @@ class _NTKModel(BaseEstimator):
     def _outputs(self, X) -> np.ndarray:
         check_is_fitted(self, "dual_coef_")
         X = validate_data(self, X, reset=False, dtype=np.float64)
-        k = self._mlp().kernel(X, self.X_fit_, get=self._kernel_name())
+        k = _kernel(self._mlp(), X, self.X_fit_, get=self._kernel_name(), names={"x1": "X", "x2": "X_fit_"})
         return k @ self.dual_coef_
 
     def __sklearn_tags__(self):
@@ -142,12 +155,14 @@ class NTKKernel(Kernel):
         if eval_gradient and Y is not None:
             raise ValueError("eval_gradient: only supported when Y is None")
         X = np.asarray(X, dtype=np.float64)
-        k = self._mlp().kernel(X, None if Y is None else np.asarray(Y, dtype=np.float64), get=self._kernel_name())
+        k = _kernel(self._mlp(), X, None if Y is None else np.asarray(Y, dtype=np.float64), get=self._kernel_name(),
+                    names={"x1": "X", "x2": "X" if Y is None else "Y"})
         # d k / d theta for an empty theta: shape (n, n, 0), as sklearn's kernels without hyperparameters
         return (k, np.empty(k.shape + (0,))) if eval_gradient else k
 
     def diag(self, X):
-        return self._mlp().kernel(np.asarray(X, dtype=np.float64), get=self._kernel_name(), diagonal=True)
+        return _kernel(self._mlp(), np.asarray(X, dtype=np.float64), get=self._kernel_name(), diagonal=True,
+                       names={"x1": "X", "x2": "X"})
 
     def is_stationary(self):
         return False
