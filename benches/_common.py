@@ -8,10 +8,27 @@ import time
 
 
 def quick_flag(doc: str, help: str | None = None) -> bool:
-    """Parses the benchmark scripts' one option, ``--quick`` (smaller problems); `doc` is the usage."""
+    """Parses the benchmark scripts' one option, ``--quick`` (smaller problems); `doc` is the usage.
+    Prints the machine first: figures are comparable only within one run on one machine."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help=help)
-    return parser.parse_args().quick
+    quick = parser.parse_args().quick
+    print(machine())
+    return quick
+
+
+def machine() -> str:
+    """The CPU model, the SIMD level and threads the core uses, and OpenBLAS's core type."""
+    import ntkfast
+
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (f"machine: {cpu}; ntkfast {ntkfast.__version__}, SIMD {ntkfast.simd_level()}, {ntkfast.num_threads()} "
+            f"threads; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}")
 
 
 def best_time(fn, repeats: int) -> float:

@@ -92,6 +92,11 @@ pub fn shut_down() {
     SHUTDOWN.store(true, Ordering::Relaxed);
 }
 
+/// Whether `shut_down` was called.
+pub fn is_shut_down() -> bool {
+    SHUTDOWN.load(Ordering::Relaxed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@
 use ndarray::{Array2, ArrayView2};
 
 use crate::error::Error;
-use crate::network::{DenseParams, Network, check_output, diverged, stepped};
+use crate::network::{DenseParams, Network, check_output, descend_along, diverged};
 
 #[derive(Clone, Debug)]
 pub struct Linearized {
@@ -67,7 +67,7 @@ impl Linearized {
             return Err(diverged(loss, learning_rate));
         }
         let deltas = self.base.preactivation_grads(&fwd, (residual / size).view());
-        self.delta = stepped(self.base.scales(), &self.delta, &fwd, &deltas, learning_rate)
+        descend_along(self.base.scales(), &mut self.delta, &fwd, &deltas, learning_rate)
             .ok_or_else(|| diverged(loss, learning_rate))?;
         Ok(loss)
     }

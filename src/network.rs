@@ -391,36 +391,62 @@ pub fn gradient_step(
     if !loss.is_finite() {
         return Err(diverged(loss, learning_rate));
     }
-    // The deltas are taken through the old weights; the update goes into a copy of them.
+    // The deltas are taken through the old weights, then the update goes into them.
     let deltas = net.preactivation_grads(&fwd, (residual / size).view());
-    net.layers =
-        stepped(&net.scales, &net.layers, &fwd, &deltas, learning_rate).ok_or_else(|| diverged(loss, learning_rate))?;
+    descend_along(&net.scales, &mut net.layers, &fwd, &deltas, learning_rate)
+        .ok_or_else(|| diverged(loss, learning_rate))?;
     Ok(loss)
 }
 
-/// params - learning_rate * J^T g, laid out like the parameters, from the pre-activation
+/// target -= learning_rate * J^T g, laid out like the parameters, from the pre-activation
 /// gradients of g (`preactivation_grads`) and the layers' (w_scale, b_scale): one GEMM per layer
-/// into a copy of the parameters (the gradient is never materialised), or None if any of the
-/// result is not finite (the caller keeps its parameters).
-pub fn stepped(
+/// straight into the target, no gradient materialised. Refused (None, the target unchanged) when
+/// the step could make a parameter non-finite.
+///
+/// Every entry of a layer's update is at most learning_rate * w_scale * n * max|h| * max|delta|
+/// (a sum of n products), cheap to bound: below `SAFE_UPDATE` the in-place update cannot
+/// overflow a parameter that a finite loss came from. Above it (a diverging run) the update goes
+/// into a copy that is checked before it replaces the parameters.
+pub fn descend_along(
     scales: &[(f64, f64)],
-    params: &[DenseParams],
+    target: &mut Vec<DenseParams>,
     fwd: &Forward,
     deltas: &[Array2<f64>],
     learning_rate: f64,
-) -> Option<Vec<DenseParams>> {
-    let mut out = Vec::with_capacity(params.len());
-    for (layer, (p, delta)) in params.iter().zip(deltas).enumerate() {
+) -> Option<()> {
+    const SAFE_UPDATE: f64 = 1e150;
+    let max_abs = |a: &Array2<f64>| a.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let largest_update = deltas.iter().enumerate().fold(0.0f64, |worst, (layer, delta)| {
         let (w_scale, b_scale) = scales[layer];
-        let mut w = p.w.as_standard_layout().into_owned();
-        add_transposed_product(&mut w, fwd.inputs[layer].view(), delta.view(), -learning_rate * w_scale);
-        let b = p.b.as_ref().map(|b| b - &(delta.sum_axis(Axis(0)) * (learning_rate * b_scale)));
-        if !w.iter().chain(b.iter().flatten()).all(|v| v.is_finite()) {
+        let (n, d) = (delta.nrows() as f64, max_abs(delta));
+        let w = learning_rate * w_scale * n * max_abs(&fwd.inputs[layer]) * d;
+        let b = learning_rate * b_scale * n * d;
+        // (NaN-propagating: a NaN delta makes the bound NaN, which fails the test below)
+        if w.is_nan() || b.is_nan() { f64::NAN } else { worst.max(w).max(b) }
+    });
+    if largest_update < SAFE_UPDATE {
+        for (layer, (t, delta)) in target.iter_mut().zip(deltas).enumerate() {
+            let (w_scale, b_scale) = scales[layer];
+            add_transposed_product(&mut t.w, fwd.inputs[layer].view(), delta.view(), -learning_rate * w_scale);
+            if let Some(b) = &mut t.b {
+                b.scaled_add(-learning_rate * b_scale, &delta.sum_axis(Axis(0)));
+            }
+        }
+        return Some(());
+    }
+    let mut stepped = target.clone();
+    for (layer, (t, delta)) in stepped.iter_mut().zip(deltas).enumerate() {
+        let (w_scale, b_scale) = scales[layer];
+        add_transposed_product(&mut t.w, fwd.inputs[layer].view(), delta.view(), -learning_rate * w_scale);
+        if let Some(b) = &mut t.b {
+            b.scaled_add(-learning_rate * b_scale, &delta.sum_axis(Axis(0)));
+        }
+        if !t.w.iter().chain(t.b.iter().flatten()).all(|v| v.is_finite()) {
             return None;
         }
-        out.push(DenseParams { w, b });
     }
-    Some(out)
+    *target = stepped;
+    Some(())
 }
 
 /// The error of a training step that would leave the parameters non-finite.

@@ -94,6 +94,12 @@ fn without_gil<R: Send>(py: Python<'_>, work: f64, f: impl FnOnce() -> Result<R,
 /// must not be taken inside it: a rayon worker that waits in a parallel loop runs other queued
 /// jobs, so a lock taken inside the pool could be wanted again by its own holder.
 fn run_on_core<R: Send>(py: Python<'_>, work: f64, f: impl FnOnce() -> Result<R, Error> + Send) -> PyResult<R> {
+    if interrupt::is_shut_down() {
+        // at exit: never leave the GIL again (a thread that would have to take it back while the
+        // interpreter finalises is ended by CPython, which a Rust frame cannot survive)
+        return Err(to_py_err(Error::Interrupted));
+    }
+    let running = Running::start();
     let token = interrupt::Token::new();
     let run = || catch_unwind(AssertUnwindSafe(|| interrupt::with_token(&token, f)));
     let (outcome, signal) = if work >= INLINE_WORK && on_main_thread() {
@@ -123,35 +129,43 @@ fn run_on_core<R: Send>(py: Python<'_>, work: f64, f: impl FnOnce() -> Result<R,
     } else {
         (py.detach(run), None)
     };
+    drop(running); // (the GIL is held again)
     core_result(&token, signal, outcome)
 }
 
-/// The routines still running in the background after their caller was interrupted: the
-/// process must not exit under them (OpenBLAS's exit handler would wait on the threads they use).
-static DETACHED: (std::sync::Mutex<usize>, std::sync::Condvar) = (std::sync::Mutex::new(0), std::sync::Condvar::new());
+/// The core calls running without the GIL (until they hold it again), and the routines left
+/// running in the background by an interrupted call: the interpreter must not finalise under
+/// them (a thread taking the GIL back then is ended by CPython, which aborts through Rust
+/// frames; OpenBLAS's exit handler would wait on the threads a routine uses).
+static RUNNING: (std::sync::Mutex<usize>, std::sync::Condvar) = (std::sync::Mutex::new(0), std::sync::Condvar::new());
 
-/// One running detached routine (counted while it lives).
-struct Detached;
+/// One running call (counted while it lives).
+struct Running;
 
-impl Detached {
+impl Running {
     fn start() -> Self {
-        *DETACHED.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        Detached
+        *RUNNING.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        Running
     }
 
-    /// Waits until no detached routine runs.
-    fn wait_all() {
-        let mut running = DETACHED.0.lock().unwrap_or_else(|e| e.into_inner());
+    /// Waits until no call runs, or `limit` has passed (a call stuck in a user's function).
+    fn wait_all(limit: Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        let mut running = RUNNING.0.lock().unwrap_or_else(|e| e.into_inner());
         while *running > 0 {
-            running = DETACHED.1.wait(running).unwrap_or_else(|e| e.into_inner());
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            running = RUNNING.1.wait_timeout(running, left).unwrap_or_else(|e| e.into_inner()).0;
         }
     }
 }
 
-impl Drop for Detached {
+impl Drop for Running {
     fn drop(&mut self) {
-        *DETACHED.0.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
-        DETACHED.1.notify_all();
+        *RUNNING.0.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        RUNNING.1.notify_all();
     }
 }
 
@@ -168,7 +182,10 @@ fn without_gil_detached<R: Send + 'static>(
     let token = interrupt::Token::new();
     let (done, finished) = std::sync::mpsc::sync_channel(1);
     let worker_token = token.clone();
-    let running = Detached::start();
+    if interrupt::is_shut_down() {
+        return Err(to_py_err(Error::Interrupted));
+    }
+    let running = Running::start();
     std::thread::spawn(move || {
         let outcome = catch_unwind(AssertUnwindSafe(|| interrupt::with_token(&worker_token, || pool::install(f))));
         let _ = done.send(outcome); // (the caller may have gone: interrupted)
@@ -745,10 +762,15 @@ impl PyNetwork {
         peek(py, &self.inner, Network::norm)
     }
 
+    /// ||theta - theta_other||, for training histories: `other` is a private snapshot that no
+    /// thread writes, so its read lock is taken first and never waits on a writer.
     fn distance(&self, py: Python<'_>, other: &PyNetwork) -> PyResult<f64> {
-        // (a snapshot of the other network first: never hold two of these locks at once)
-        let other = py.detach(|| read(&other.inner).clone());
-        peek(py, &self.inner, |net| {
+        if std::ptr::eq(self, other) {
+            return Ok(0.0);
+        }
+        py.detach(|| {
+            let other = read(&other.inner);
+            let net = read(&self.inner);
             if other.layers.iter().map(|l| l.w.dim()).ne(net.layers.iter().map(|l| l.w.dim())) {
                 return Err(PyValueError::new_err("other: a network of a different shape"));
             }
@@ -868,14 +890,14 @@ fn num_threads() -> usize {
     pool::num_threads()
 }
 
-/// Stops running core calls and refuses new ones: registered with `atexit`, so that a daemon
-/// thread's kernel ends instead of re-entering an interpreter that is shutting down. Then waits
-/// for LAPACK routines left running by an interrupted call (seconds at most): exiting under them
-/// can deadlock in OpenBLAS's own exit handler.
+/// Stops running core calls and refuses new ones: registered with `atexit`. Then waits, without
+/// the GIL, until the calls of other (daemon) threads have ended and hold the GIL again, and for
+/// LAPACK routines left running by an interrupted call (seconds at most): the interpreter must
+/// not finalise under them.
 #[pyfunction]
 fn _shutdown(py: Python<'_>) {
     interrupt::shut_down();
-    py.detach(Detached::wait_all);
+    py.detach(|| Running::wait_all(Duration::from_secs(30)));
 }
 
 #[pymodule]

@@ -14,6 +14,8 @@ import ntkfast  # noqa: E402
 from ntkfast import predict  # noqa: E402
 from ntkfast.sklearn import NTKClassifier, NTKKernel, NTKRegressor  # noqa: E402
 
+from reference import dual_abrelu, dual_erf, reference_kernels  # noqa: E402
+
 
 def test_demo_quick_writes_its_report_and_figures(tmp_path):
     out = tmp_path / "demo"
@@ -102,3 +104,59 @@ def test_kernel_in_gaussian_process_and_kernel_ridge():
     k = ntkfast.MLP(2, "relu", W_std=2**0.5, b_std=0.1).kernel(x, get="ntk")
     np.testing.assert_allclose(ridge.dual_coef_, np.linalg.solve(k + 1e-3 * np.eye(40), y), rtol=1e-8)
     np.testing.assert_allclose(kernel.diag(xt), np.diag(kernel(xt)), rtol=1e-14)
+
+
+@pytest.mark.parametrize("width", [20, 300])
+def test_estimators_with_standard_parameterization_against_a_numpy_reference(width):
+    """parameterization="standard" and width reach the kernel: predictions equal kernel regression
+    with tests/reference.py's NTK (whose standard-parameterization NTK grows with width)."""
+    from scipy.linalg import expm
+
+    rng = np.random.default_rng(3)
+    x, xt = rng.standard_normal((25, 4)), rng.standard_normal((6, 4))
+    y = rng.standard_normal((25, 2))
+    labels = rng.integers(0, 3, 25)
+    kw = dict(W_std=1.3, b_std=0.2, parameterization="standard", width=width)
+    k = reference_kernels(x, None, 2, dual_erf(1.0, 1.0, 0.0), **kw)[1]
+    kt = reference_kernels(xt, x, 2, dual_erf(1.0, 1.0, 0.0), **kw)[1]
+    kr = k + 1e-4 * np.trace(k) / 25 * np.eye(25)
+    est = NTKRegressor(depth=2, activation="erf", diag_reg=1e-4, **kw).fit(x, y)
+    np.testing.assert_allclose(est.predict(xt), kt @ np.linalg.solve(kr, y), rtol=1e-9, atol=1e-12)
+    est = NTKRegressor(depth=2, activation="erf", diag_reg=1e-4, t=40.0, **kw).fit(x, y)
+    e = expm(-kr * 40.0 / y.size)
+    np.testing.assert_allclose(est.predict(xt), kt @ np.linalg.solve(kr, (np.eye(25) - e) @ y), rtol=1e-8,
+                               atol=1e-12)
+    clf = NTKClassifier(depth=2, activation="erf", diag_reg=1e-4, **kw).fit(x, labels)
+    scores = kt @ np.linalg.solve(kr, np.eye(3)[labels])
+    np.testing.assert_allclose(clf.decision_function(xt), scores, rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(clf.predict(xt), np.argmax(scores, axis=1))
+    # the kernel, too
+    kernel = NTKKernel(depth=2, activation="relu", W_std=1.3, b_std=0.2, parameterization="standard", width=width)
+    want = reference_kernels(xt, x, 2, dual_abrelu(0.0, 1.0), **kw)[1]
+    np.testing.assert_allclose(kernel(xt, x), want, rtol=1e-12)
+
+
+def test_ntk_kernel_eval_gradient_and_log_marginal_likelihood():
+    """scikit-learn's kernel API: (K, dK/dtheta) with one slice per hyperparameter (here none), and a
+    GaussianProcessRegressor that fits with its default optimizer (nothing to tune) and reports the
+    Gaussian log marginal likelihood."""
+    from sklearn.gaussian_process import GaussianProcessRegressor
+
+    rng = np.random.default_rng(4)
+    x, y = rng.standard_normal((30, 3)), np.sin(rng.standard_normal(30))
+    kernel = NTKKernel(depth=2, activation="erf", W_std=1.3, b_std=0.2, get="nngp")
+    k, grad = kernel(x, eval_gradient=True)
+    np.testing.assert_array_equal(k, kernel(x))
+    assert kernel.n_dims == 0 and kernel.theta.shape == (0,)
+    assert grad.shape == (30, 30, kernel.n_dims)
+    with pytest.raises(ValueError, match="eval_gradient"):
+        kernel(x, x, eval_gradient=True)
+    alpha = 1e-4
+    gp = GaussianProcessRegressor(kernel=kernel, alpha=alpha).fit(x, y)  # default optimizer
+    lml, lml_grad = gp.log_marginal_likelihood(gp.kernel_.theta, eval_gradient=True)
+    assert lml_grad.shape == (0,)
+    want_k = reference_kernels(x, None, 2, dual_erf(1.0, 1.0, 0.0), W_std=1.3, b_std=0.2)[0] + alpha * np.eye(30)
+    sign, logdet = np.linalg.slogdet(want_k)
+    want = -0.5 * y @ np.linalg.solve(want_k, y) - 0.5 * logdet - 15 * np.log(2 * np.pi)
+    assert sign > 0 and lml == pytest.approx(want, rel=1e-9)
+    assert gp.log_marginal_likelihood_value_ == pytest.approx(want, rel=1e-9)

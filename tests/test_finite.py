@@ -199,9 +199,13 @@ def test_narrow_networks_move_their_kernel_more():
     x = rng.standard_normal((10, 3))
     y = rng.standard_normal((10, 1))
     mlp = ntkfast.MLP(2, "relu", W_std=2**0.5, b_std=0.1)
-    drift = {m: mlp.init(3, width=m, seed=1).train(x, y, learning_rate=1.0, steps=200, track_kernel=True).kernel_drift[-1]
-             for m in (32, 2048)}
-    assert drift[2048] < drift[32] / 3, drift
+    # the drift is computed where recorded: only at steps 0 and 200 (record_every), not 51 times;
+    # it shrinks like 1/sqrt(width): measured 0.49-1.19 at width 32, 0.035-0.051 at 1024 (seeds 1-3)
+    drift = {m: mlp.init(3, width=m, seed=1).train(x, y, learning_rate=1.0, steps=200, record_every=200,
+                                                     track_kernel=True).kernel_drift
+             for m in (32, 1024)}
+    assert drift[32][0] == 0 and drift[1024][0] == 0 and len(drift[32]) == 2
+    assert drift[1024][-1] < drift[32][-1] / 3, drift
 
 
 def test_min_norm_solution_fits_and_obeys_the_bound():

@@ -37,12 +37,25 @@ def test_gradient_flow_matches_the_matrix_exponential(problem):
 
 
 def test_residual_decays_along_each_eigenvector(problem):
+    """The residual's coefficients in the flow's eigenbasis, against expm applied to f0 - y."""
     k, y = problem["k"].ntk, problem["y"]
+    n = y.size
+    f0 = np.random.default_rng(2).standard_normal(y.shape)
     flow = predict.GradientFlow(k, y)
-    r0, rt = flow.residual(0.0), flow.residual(40.0)
-    np.testing.assert_allclose(rt, np.exp(-flow.eigenvalues * 40.0 / y.size)[:, None] * r0, rtol=1e-12)
-    np.testing.assert_allclose(flow.eigenvectors @ r0, -y, atol=1e-12)
-    assert np.all(np.diff(flow.timescales) <= 0)  # larger eigenvalues converge faster
+    v, lam = flow.eigenvectors, flow.eigenvalues
+    scale = np.abs(k).max()
+    # the basis is an orthonormal eigenbasis of k, eigenvalues ascending (checked against k itself)
+    np.testing.assert_allclose(v.T @ v, np.eye(14), atol=1e-13)
+    np.testing.assert_allclose(k @ v, v * lam, atol=1e-12 * scale)
+    np.testing.assert_allclose(lam, np.linalg.eigvalsh(k), rtol=1e-10, atol=1e-13 * scale)
+    for t in (0.0, 3.0, 40.0, 400.0):
+        want = v.T @ (expm(-k * t / n) @ (f0 - y))
+        np.testing.assert_allclose(flow.residual(t, f0), want, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(flow.residual(0.0), -v.T @ y, atol=1e-12)
+    np.testing.assert_allclose(flow.residual([1.0, 2.0], f0)[1], flow.residual(2.0, f0), rtol=1e-14)
+    # each direction shrinks by e over its timescale N / eigenvalue; larger eigenvalues converge faster
+    np.testing.assert_allclose(flow.timescales, n / np.linalg.eigvalsh(k), rtol=1e-10)
+    assert np.all(np.diff(flow.timescales) <= 0)
 
 
 def test_time_scaling_identities(problem):
@@ -145,19 +158,140 @@ def test_one_dimensional_targets(problem):
     assert full.shape == (2, 6, 3)
 
 
-def test_gp_inference_posteriors(problem):
+@pytest.mark.parametrize("diag_reg, absolute", [(1e-4, False), (0.0, False), (0.05, True)])
+def test_gp_inference_posteriors(problem, diag_reg, absolute):
+    """neural-tangents' three posteriors, by plain NumPy solves: NNGP, the t = inf ensemble of NTK
+    networks (NNGP-weighted covariance) and the GP with the NTK as its covariance (NTKGP)."""
     k, kt, ktt, y = problem["k"], problem["kt"], problem["ktt"], problem["y"]
-    fn = predict.gp_inference(k, y, diag_reg=1e-4)
-    reg = lambda a: a + 1e-4 * np.trace(a) / len(a) * np.eye(len(a))  # noqa: E731
-    out = fn(("nngp", "ntk"), kt, ktt)
-    nngp_mean = kt.nngp @ np.linalg.solve(reg(k.nngp), y)
-    np.testing.assert_allclose(out.nngp.mean, nngp_mean, rtol=1e-8)
-    np.testing.assert_allclose(out.nngp.cov, ktt.nngp - kt.nngp @ np.linalg.solve(reg(k.nngp), kt.nngp.T), rtol=1e-7,
-                               atol=1e-10)
-    ntkgp = predict.gp_inference(k.ntk, y, diag_reg=1e-4)("ntkgp", kt.ntk, ktt.ntk)
-    np.testing.assert_allclose(ntkgp.cov, ktt.ntk - kt.ntk @ np.linalg.solve(reg(k.ntk), kt.ntk.T), rtol=1e-7,
-                               atol=1e-10)
-    np.testing.assert_array_equal(fn("ntk"), y)  # the training set without k_test_train
+    fn = predict.gp_inference(k, y, diag_reg=diag_reg, diag_reg_absolute_scale=absolute)
+
+    def reg(a):
+        return a + (diag_reg if absolute else diag_reg * np.trace(a) / len(a)) * np.eye(len(a))
+
+    out = fn(("nngp", "ntk", "ntkgp"), kt, ktt)
+    assert out._fields == ("nngp", "ntk", "ntkgp")
+    # NNGP: the Bayesian posterior
+    np.testing.assert_allclose(out.nngp.mean, kt.nngp @ np.linalg.solve(reg(k.nngp), y), rtol=1e-8)
+    np.testing.assert_allclose(out.nngp.cov, ktt.nngp - kt.nngp @ np.linalg.solve(reg(k.nngp), kt.nngp.T),
+                               rtol=1e-7, atol=1e-10)
+    # NTK: mean Theta_tx Theta^-1 y; cov K_tt + A^T K A - K_tx A - A^T K_xt with A = Theta^-1 Theta_xt
+    # (the NNGP K unregularised, as neural-tangents)
+    a = np.linalg.solve(reg(k.ntk), kt.ntk.T)
+    ntk_mean = kt.ntk @ np.linalg.solve(reg(k.ntk), y)
+    np.testing.assert_allclose(out.ntk.mean, ntk_mean, rtol=1e-8)
+    cross = kt.nngp @ a
+    np.testing.assert_allclose(out.ntk.cov, ktt.nngp + a.T @ k.nngp @ a - cross - cross.T, rtol=1e-7,
+                               atol=1e-10 * np.abs(ktt.nngp).max())
+    # NTKGP: the NTK as a GP covariance
+    np.testing.assert_allclose(out.ntkgp.mean, ntk_mean, rtol=1e-8)
+    np.testing.assert_allclose(out.ntkgp.cov, ktt.ntk - kt.ntk @ a, rtol=1e-7, atol=1e-10 * np.abs(ktt.ntk).max())
+    # arrays instead of Kernels: "ntkgp" needs only the NTK
+    ntkgp = predict.gp_inference(k.ntk, y, diag_reg=diag_reg, diag_reg_absolute_scale=absolute)(
+        "ntkgp", kt.ntk, ktt.ntk)
+    np.testing.assert_allclose(ntkgp.cov, out.ntkgp.cov, rtol=1e-12, atol=1e-14)
+    # means only without k_test_test; the training targets without k_test_train
+    np.testing.assert_allclose(fn("ntk", kt), ntk_mean, rtol=1e-8)
+    np.testing.assert_array_equal(fn("ntk"), y)
+    default = fn(None, kt)
+    assert default._fields == ("nngp", "ntk")
+
+
+def regularized(a, diag_reg, absolute):
+    return a + (diag_reg if absolute else diag_reg * np.trace(a) / len(a)) * np.eye(len(a))
+
+
+@pytest.mark.parametrize("diag_reg, absolute", [(1e-3, False), (0.2, False), (1e-2, True), (0.5, True)])
+@pytest.mark.parametrize("get", ["nngp", "ntk"])
+def test_finite_time_with_diag_reg_matches_the_matrix_exponential(problem, diag_reg, absolute, get):
+    """mean(t) = K_tx K_r^-1 (I - exp(-K_r t / N)) y with K_r = K + diag_reg (times the mean diagonal
+    unless absolute) I; the covariances are those of reference_covariance with K_r in the flow."""
+    m, x, xt, y = problem["mlp"], problem["x"], problem["xt"], problem["y"]
+    k, kt, ktt = problem["k"], problem["kt"], problem["ktt"]
+    n = y.size
+    kr = regularized(k[get], diag_reg, absolute)
+    times = np.array([0.5, 20.0, 300.0])
+    g = m.predict(x, y, xt, t=times, get=get, compute_cov=True, diag_reg=diag_reg, diag_reg_absolute_scale=absolute)
+    for i, t in enumerate(times):
+        e = expm(-kr * t / n)
+        np.testing.assert_allclose(g.mean[i], kt[get] @ np.linalg.solve(kr, (np.eye(14) - e) @ y), rtol=1e-8,
+                                   atol=1e-12)
+        if get == "nngp":
+            want = ktt.nngp - kt.nngp @ np.linalg.solve(kr, np.eye(14) - e @ e) @ kt.nngp.T
+        else:
+            p = kt.ntk @ np.linalg.solve(kr, np.eye(14) - e)
+            cross = p @ kt.nngp.T
+            want = ktt.nngp + p @ k.nngp @ p.T - cross - cross.T
+        np.testing.assert_allclose(g.cov[i], want, rtol=1e-6, atol=1e-9 * np.abs(want).max())
+    # on the training set: y + exp(-K_r t / N)(f_0 - y) with f_0 = 0
+    train = m.predict(x, y, None, t=20.0, get=get, diag_reg=diag_reg, diag_reg_absolute_scale=absolute)
+    np.testing.assert_allclose(train, y - expm(-kr * 20.0 / n) @ y, rtol=1e-8, atol=1e-12)
+    # converged: the regularised solve
+    converged = m.predict(x, y, xt, t=None, get=get, diag_reg=diag_reg, diag_reg_absolute_scale=absolute)
+    np.testing.assert_allclose(converged, kt[get] @ np.linalg.solve(kr, y), rtol=1e-9)
+    # the same on precomputed kernels, with initial outputs
+    f0, ft0 = np.full(y.shape, 0.3), np.full((6, 3), -0.2)
+    fn = predict.gradient_descent_mse(k[get], y, diag_reg=diag_reg, diag_reg_absolute_scale=absolute)
+    train_t, test_t = fn(20.0, f0, ft0, kt[get])
+    e = expm(-kr * 20.0 / n)
+    np.testing.assert_allclose(train_t, y + e @ (f0 - y), rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(test_t, ft0 + kt[get] @ np.linalg.solve(kr, (np.eye(14) - e) @ (y - f0)), rtol=1e-8,
+                               atol=1e-12)
+    # the scale is honoured: absolute and relative regularisers differ (the mean diagonal is not 1)
+    other = m.predict(x, y, xt, t=20.0, get=get, diag_reg=diag_reg, diag_reg_absolute_scale=not absolute)
+    assert np.max(np.abs(other - g.mean[1])) > 1e-6 * np.max(np.abs(other))
+
+
+@pytest.mark.parametrize("diag_reg", [0.0, 1e-3])
+def test_converged_prediction_with_initial_outputs(problem, diag_reg):
+    """t=None (Cholesky) with fx_train_0: the training outputs reach y exactly, the test outputs
+    move by K_tx K_r^-1 (y - f_0), the t -> inf limit of the matrix-exponential formula."""
+    k, kt, y = problem["k"].ntk, problem["kt"].ntk, problem["y"]
+    kr = regularized(k, diag_reg, False)
+    rng = np.random.default_rng(12)
+    f0, ft0 = rng.standard_normal(y.shape), rng.standard_normal((6, 3))
+    fn = predict.gradient_descent_mse(k, y, diag_reg=diag_reg)
+    train, test = fn(None, f0, ft0, kt)
+    np.testing.assert_array_equal(train, y)
+    want = ft0 + kt @ np.linalg.solve(kr, y - f0)
+    np.testing.assert_allclose(test, want, rtol=1e-9)
+    # the expm formula at a time where every mode has converged (the slowest has decayed to < 1e-20)
+    t_late = 50 * y.size / np.linalg.eigvalsh(kr)[0]
+    e = expm(-kr * t_late / y.size)
+    assert np.abs(e).max() < 1e-20
+    np.testing.assert_allclose(test, ft0 + kt @ np.linalg.solve(kr, (np.eye(14) - e) @ (y - f0)), rtol=1e-8)
+    np.testing.assert_allclose(fn(np.inf, f0, ft0, kt)[1], want, rtol=1e-6)  # inf: through the eigenbasis
+    # only the test outputs (fx_train_0=None counts as f_0 = 0), or only the training outputs
+    np.testing.assert_allclose(fn(None, None, ft0, kt), ft0 + kt @ np.linalg.solve(kr, y), rtol=1e-9)
+    np.testing.assert_array_equal(fn(None, f0), y)
+    # a scalar initial output broadcasts
+    np.testing.assert_allclose(fn(None, 0.5, 0.25, kt)[1], 0.25 + kt @ np.linalg.solve(kr, y - 0.5), rtol=1e-9)
+
+
+def test_float32_inputs_predict_in_float64(problem):
+    """float32 inputs, targets and kernels: predictions are computed in float64 from the float32
+    values (the same numbers as their float64 copies, not float32 accuracy)."""
+    m, x, xt, y = problem["mlp"], problem["x"], problem["xt"], problem["y"]
+    x32, xt32, y32 = x.astype(np.float32), xt.astype(np.float32), y.astype(np.float32)
+    x64, xt64, y64 = (a.astype(np.float64) for a in (x32, xt32, y32))
+    for t in (None, 5.0, [1.0, 10.0]):
+        for get in ("nngp", "ntk"):
+            got = m.predict(x32, y32, xt32, t=t, get=get, compute_cov=True)
+            want = m.predict(x64, y64, xt64, t=t, get=get, compute_cov=True)
+            assert got.mean.dtype == np.float64 and got.cov.dtype == np.float64
+            np.testing.assert_allclose(got.mean, want.mean, rtol=1e-12, atol=1e-14)
+            np.testing.assert_allclose(got.cov, want.cov, rtol=1e-12, atol=1e-14)
+    # float32 kernels (as float32 inputs give) in the precomputed-kernel API
+    k32, kt32 = m.kernel(x32, get="ntk"), m.kernel(xt32, x32, get="ntk")
+    assert k32.dtype == np.float32
+    for t in (None, 5.0):
+        got = predict.gradient_descent_mse(k32, y32)(t, 0.0, 0.0, kt32)[1]
+        want = predict.gradient_descent_mse(k32.astype(np.float64), y64)(t, 0.0, 0.0, kt32.astype(np.float64))[1]
+        assert got.dtype == np.float64
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    got = predict.gp_inference(k32, y32, diag_reg=1e-4)("ntkgp", kt32, m.kernel(xt32, get="ntk"))
+    assert got.mean.dtype == np.float64
+    np.testing.assert_allclose(got.mean, kt32.astype(np.float64) @ np.linalg.solve(
+        regularized(k32.astype(np.float64), 1e-4, False), y64), rtol=1e-9)
 
 
 def test_training_curves(problem):
@@ -201,16 +335,42 @@ def test_singular_kernels_are_reported_not_nan():
         assert np.all(np.isfinite(m.predict(x, y, x[:2], t=10.0, diag_reg=1e-6)))
 
 
+def integral_of_exp(k, tau):
+    """int_0^tau exp(-k s) ds, from the exponential of the block matrix [[-k, I], [0, 0]] (Van Loan)."""
+    n = len(k)
+    block = np.zeros((2 * n, 2 * n))
+    block[:n, :n], block[:n, n:] = -k, np.eye(n)
+    return expm(tau * block)[:n, n:]
+
+
 def test_zero_eigenvalue_gives_the_limit_not_nan():
-    """A kernel with an exactly zero eigenvalue: (1 - exp(-lambda t/N))/lambda -> t/N."""
-    v = np.linalg.qr(np.random.default_rng(6).standard_normal((4, 4)))[0]
-    k = v @ np.diag([0.0, 1.0, 2.0, 3.0]) @ v.T
-    k = (k + k.T) / 2
-    y = np.arange(4.0)[:, None]
-    with pytest.warns(RuntimeWarning):
+    """A training kernel with an exactly zero eigenvalue (an input whose kernel row is 0): along
+    it the residual never decays, and the test outputs grow linearly, (1 - exp(-lambda t/N))/lambda
+    -> t/N. The expected values solve the ODE d f_test/dt = -k_test_train (f_train - y) / N
+    independently (the matrix exponential of a block matrix)."""
+    rng = np.random.default_rng(6)
+    a = rng.standard_normal((3, 3))
+    k = np.zeros((4, 4))
+    k[1:, 1:] = a @ a.T + np.eye(3)
+    y = rng.standard_normal((4, 2))
+    n = y.size
+    f0, ft0 = rng.standard_normal((4, 2)), rng.standard_normal((5, 2))
+    kt = rng.standard_normal((5, 4))
+    with pytest.warns(RuntimeWarning, match="singular"):
         flow = predict.GradientFlow(k, y)
-    out = flow.test(2.0, k)
-    assert np.all(np.isfinite(out))
+    assert flow.eigenvalues[0] == 0.0  # the lambda == 0 branch is reached
+    for t in (0.5, 2.0, 30.0):
+        np.testing.assert_allclose(flow.test(t, kt, f0, ft0), ft0 + kt @ integral_of_exp(k, t / n) @ (y - f0),
+                                   rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(flow.train(t, f0), y + expm(-k * t / n) @ (f0 - y), rtol=1e-10, atol=1e-12)
+        # the zero mode (the first input) keeps its initial output
+        np.testing.assert_allclose(flow.train(t, f0)[0], f0[0], rtol=1e-14, atol=1e-15)
+    # t = inf: the pseudo-inverse (the zero mode is never fitted)
+    np.testing.assert_allclose(flow.test(np.inf, kt, f0, ft0), ft0 + kt @ np.linalg.pinv(k) @ (y - f0), rtol=1e-10)
+    with pytest.warns(RuntimeWarning, match="singular"):
+        fn = predict.gradient_descent_mse(k, y)
+        train, test = fn(2.0, f0, ft0, kt)
+    np.testing.assert_allclose(test, ft0 + kt @ integral_of_exp(k, 2.0 / n) @ (y - f0), rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("driver", ["syevd", "syevr", "syev"])
@@ -257,7 +417,7 @@ def test_cholesky_of_an_indefinite_matrix_suggests_diag_reg():
 
 def test_predict_bad_input(problem):
     m, x, xt, y = problem["mlp"], problem["x"], problem["xt"], problem["y"]
-    with pytest.raises(ValueError, match="k_train_train"):
+    with pytest.raises(ValueError, match="y_train"):
         m.predict(x, y[:5], xt)
     with pytest.raises(ValueError, match="t:"):
         m.predict(x, y, xt, t=-1.0)
