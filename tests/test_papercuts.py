@@ -192,8 +192,6 @@ def test_mlp_argument_is_checked():
         ntkfast.monte_carlo_kernel(None, np.eye(3), width=4, n_samples=2)
 
 
-@pytest.mark.xfail(reason="Network.__init__ (finite.py, another owner) must call models.check_mlp(mlp) "
-                          "before reading mlp._spec", raises=AttributeError, strict=False)
 def test_from_params_names_mlp():
     params = ntkfast.MLP(1, "relu").init(3, width=4).params
     with pytest.raises(TypeError, match="^mlp"):
