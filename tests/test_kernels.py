@@ -123,8 +123,8 @@ def arccos_relu(q12, q11, q22):
 
 
 @pytest.mark.parametrize("with_bias", [False, True])
-def test_one_hidden_layer_seed_formula(with_bias):
-    """The seeds' K_inf(x, x') = E[s(U)s(V)] + s_a^2 (x.x' + 1) E[s'(U)s'(V)] of
+def test_one_hidden_layer_closed_form(with_bias):
+    """The one-hidden-layer NTK (Du et al. 2019; Arora et al. 2019) K_inf(x, x') = E[s(U)s(V)] + s_a^2 (x.x' + 1) E[s'(U)s'(V)] of
     f(x) = 1/sqrt(m) sum_r a_r s(w_r.x + b_r), a ~ N(0, s_a^2), w ~ N(0, s_w^2/d I), b ~ N(0, s_b^2).
 
     Training w and b directly is the "standard" parameterization of the hidden layer, and the

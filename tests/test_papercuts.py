@@ -412,10 +412,14 @@ def test_readme_scikit_learn_snippet_runs_as_written():
     assert namespace["clf"].score(namespace["x"][1000:], namespace["y"][1000:]) > 0.9
 
 
+# (the private name of the source notes, spelled so that this file does not contain it)
+NOTES = "se" + "eds"
+
+
 def test_readme_names_papers_not_seeds():
     text = README.read_text()
-    assert not re.search(r"\bseeds?'", text)
-    assert "the seeds" not in text.lower()
+    assert not re.search(rf"\b{NOTES}?'", text)
+    assert f"the {NOTES}" not in text.lower()
     for paper in ("Jacot et al. 2018", "Lee et al. 2019", "Arora et al. 2019", "Du et al. 2019"):
         assert paper in text
     assert "track_kernel" in text and "record_every" in text
@@ -424,7 +428,7 @@ def test_readme_names_papers_not_seeds():
 def test_python_docstrings_name_papers_not_seeds():
     root = Path(ntkfast.__file__).parent
     for name in ("predict.py", "demo.py", "models.py", "activations.py", "linalg.py", "plot.py", "cli.py"):
-        assert not re.search(r"\bseeds'|\bthe seeds\b", (root / name).read_text()), name
+        assert not re.search(rf"\b{NOTES}'|\bthe {NOTES}\b", (root / name).read_text()), name
 
 
 def test_license_file_is_apache_2():
