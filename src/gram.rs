@@ -160,8 +160,13 @@ fn input_plan<T: Real>(mlp: &Mlp, n: usize, series_degree: Option<usize>) -> Pla
 }
 
 /// The Dense maps of every layer, in f64 and in `T`.
-fn steps_plan<T: Real>(mlp: &Mlp) -> Plan {
-    Plan::new().add([mlp.depth, 1], 2 * std::mem::size_of::<DenseStep<f64>>()).add([1], 64)
+fn steps_plan(mlp: &Mlp) -> Plan {
+    Plan::new().add([mlp.depth.saturating_add(1), 2], std::mem::size_of::<DenseStep<f64>>())
+}
+
+/// A kernel request as memory errors name it: the arguments, then its size.
+fn kernel_request(n1: usize, n2: usize, cross: bool) -> String {
+    format!("{}: this kernel of {n1} x {n2} entries", if cross { "x1, x2" } else { "x1" })
 }
 
 /// The starting quadrature degree of a series activation, if the MLP has one.
@@ -197,7 +202,7 @@ pub fn gram_diagonal_with<T: Real>(
 ) -> Result<Kernels<Array1<T>>, Error> {
     let n = x.nrows();
     let plan = |degree: Option<usize>| {
-        input_plan::<T>(mlp, n, degree).plus(steps_plan::<T>(mlp)).add([n, 2], std::mem::size_of::<T>())
+        input_plan::<T>(mlp, n, degree).plus(steps_plan(mlp)).add([n, 2], std::mem::size_of::<T>())
     };
     let fits =
         |degree: usize| plan(Some(degree)).check_advising("x1: this kernel diagonal", "compute it in blocks of rows");
@@ -250,9 +255,9 @@ pub fn gram_with<T: Real>(
             .add([n1, n2, outputs], elem)
             .add([rayon::current_num_threads(), TILE, TILE], elem)
             .plus(sides)
-            .plus(steps_plan::<T>(mlp))
+            .plus(steps_plan(mlp))
     };
-    let what = format!("{}: this kernel of {n1} x {n2} entries", if x2.is_some() { "x1, x2" } else { "x1" });
+    let what = kernel_request(n1, n2, x2.is_some());
     let fits = |degree: usize| plan(Some(degree)).check_advising(&what, "compute it in blocks of rows");
     plan(series_degree(mlp)).check_advising(&what, "compute it in blocks of rows")?;
     let (mut diag1, mut series1) = diagonal_of::<T>(mlp, &x1, "x1", external, ADAPTIVE, &fits)?;
@@ -330,10 +335,9 @@ fn deep_float32<T: Real>(
     let outputs = want.nngp as usize + want.ntk as usize;
     // the float64 copies of the inputs and outputs, beside the float32 outputs
     let inputs = Plan::new().add([n1 + x2.as_ref().map_or(0, |x| x.nrows()), x1.ncols()], 8);
-    inputs.add([n1, n2, outputs], 8 + std::mem::size_of::<T>()).check_advising(
-        &format!("{}: this kernel of {n1} x {n2} entries", if x2.is_some() { "x1, x2" } else { "x1" }),
-        "compute it in blocks of rows",
-    )?;
+    inputs
+        .add([n1, n2, outputs], 8 + std::mem::size_of::<T>())
+        .check_advising(&kernel_request(n1, n2, x2.is_some()), "compute it in blocks of rows")?;
     let widen = |x: &ArrayView2<T>| x.mapv(|v| v.to_f64());
     let (a, b) = (widen(&x1), x2.as_ref().map(widen));
     let k = gram_with::<f64>(mlp, a.view(), b.as_ref().map(|b| b.view()), want, external)?;

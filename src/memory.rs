@@ -85,9 +85,6 @@ impl Plan {
         self.bytes = self.bytes.saturating_add(other.bytes);
         self
     }
-    pub fn bytes(&self) -> u128 {
-        self.bytes
-    }
     /// OutOfMemory naming `what` unless the plan fits.
     pub fn check(&self, what: &str) -> Result<(), Error> {
         check_fits(self.bytes, what)
@@ -96,15 +93,6 @@ impl Plan {
     pub fn check_advising(&self, what: &str, advice: &str) -> Result<(), Error> {
         check_fits_advising(self.bytes, what, advice)
     }
-}
-
-/// A vector of `len` copies of `value`, or OutOfMemory instead of aborting.
-pub fn filled<T: Clone>(len: usize, value: T, what: &str) -> Result<Vec<T>, Error> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(len)
-        .map_err(|_| Error::OutOfMemory { message: format!("cannot allocate {what} ({len} values)") })?;
-    v.resize(len, value);
-    Ok(v)
 }
 
 /// A zero-filled vector of `len` elements, or OutOfMemory.
