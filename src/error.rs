@@ -11,6 +11,9 @@ pub enum Error {
     OutOfMemory { message: String },
     /// The kernel leaves the range of the floating-point type.
     Overflow { message: String },
+    /// A composition neural-tangents does not define either (its `NotImplementedError`s): an
+    /// argument of the layer language the kernels are not implemented for.
+    Unsupported { name: &'static str, message: String },
     /// The call was cancelled (Ctrl-C, interpreter shutdown) before it finished; nothing it
     /// computed is returned.
     Interrupted,
@@ -25,7 +28,9 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::InvalidArgument { name, message } => write!(f, "{name}: {message}"),
+            Error::InvalidArgument { name, message } | Error::Unsupported { name, message } => {
+                write!(f, "{name}: {message}")
+            }
             Error::OutOfMemory { message } | Error::Overflow { message } => f.write_str(message),
             Error::Interrupted => f.write_str("interrupted"),
         }

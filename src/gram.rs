@@ -1,25 +1,26 @@
-//! NNGP and NTK Gram matrices of an MLP.
+//! NNGP and NTK Gram matrices of a network (a compiled `model::Plan`).
 //!
 //! The output is cut into square tiles. Per tile: one GEMM writes the input kernel x1.x2^T/d
 //! straight into the NNGP output (or a per-thread scratch tile when only the NTK is wanted),
-//! then every layer of the recursion runs row by row while the tile is in cache, writing the
-//! NTK next to it: memory is the outputs plus O(threads * tile), never n x n x depth.
+//! then every step of the plan runs while the tile is in cache (`tile.rs`), writing the NTK next
+//! to it: memory is the outputs plus O(threads * tile * registers), never n x n x depth.
 //! Tiles run in parallel on rayon with single-threaded GEMMs (one level of parallelism).
 //! For the symmetric kernel of x1 with itself only tiles on and above the diagonal are
-//! computed and mirrored, and the diagonal comes from the exact diagonal recursion.
+//! computed and mirrored, and the diagonal comes from the exact diagonal pass.
 
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 use std::ops::Range;
 
-use crate::activation::{Activation, Dual, SeriesFunction, WithDual};
+use crate::activation::{Activation, Dual, WithDual};
+use crate::diagonal::{self, Diagonal};
 use crate::error::Error;
-use crate::float::{MulAdd, Real};
-use crate::memory::{self, Plan};
-use crate::recursion::{self, Diagonal, LayerStats};
-use crate::series::{self, PointwiseFn, SeriesDual};
-use crate::simd::{self, Vectorized};
-use crate::spec::{DenseStep, Mlp};
+use crate::float::Real;
+use crate::memory::{self, Plan as MemoryPlan};
+use crate::model::{Model, Op, Plan, Slot};
+use crate::recursion::LayerStats;
+use crate::series::{self, Tables};
+use crate::tile::{Out, Side, SlotKind, Tile};
 
 /// Largest tile edge: a 256 x 256 f64 tile (512 KiB, plus the NTK tile) stays in L2 through
 /// all layers, and a 256 x d x 256 GEMM is large enough to amortise the packing of its operands.
@@ -54,9 +55,9 @@ pub struct Want {
 pub struct Kernels<A> {
     pub nngp: Option<A>,
     pub ntk: Option<A>,
-    /// For a numerical (series) activation: the estimate of its relative error
-    /// (`series::Series::error`), above `series::ERROR_TOLERANCE` when even the largest degree
-    /// did not converge; 0 for closed forms.
+    /// For numerical (series) activations: the estimate of their relative error
+    /// (`series::SlotSeries::error`), above `series::ERROR_TOLERANCE` when even the largest
+    /// degree did not converge; 0 for closed forms.
     pub series_error: f64,
 }
 
@@ -79,50 +80,16 @@ fn input_variance<T: Real>(x: &ArrayView2<T>, name: &'static str) -> Result<Vec<
     }
 }
 
-struct RunDiagonal<'a> {
-    steps: &'a [DenseStep<f64>],
-    input_variance: &'a [f64],
-}
-
-impl WithDual<f64> for RunDiagonal<'_> {
-    type Output = Diagonal;
-    fn run<D: Dual<f64>>(self, dual: D) -> Diagonal {
-        recursion::diagonal(self.steps, dual, self.input_variance)
-    }
-}
-
-/// The diagonal recursion of a set of inputs with the overflow check for computing in `T`, and
-/// for a series activation its tables. `degrees`: the quadrature degrees a series activation may
-/// use, (at least, at most); its own degree is the start when larger. `fits(degree)` fails when
-/// the request's memory at that quadrature degree is too much (checked before each degree).
+/// The diagonal pass of a set of inputs, with the overflow check for computing in `T`.
 fn diagonal_of<T: Real>(
-    mlp: &Mlp,
+    plan: &Plan,
     x: &ArrayView2<T>,
     name: &'static str,
-    external: Option<&dyn PointwiseFn>,
     degrees: (usize, usize),
     fits: &dyn Fn(usize) -> Result<(), Error>,
-) -> Result<(Diagonal, Option<series::Series>), Error> {
+) -> Result<Diagonal, Error> {
     let input_variance = input_variance(x, name)?;
-    let steps = mlp.dense_steps(x.ncols());
-    let (diag, tables) = match mlp.activation {
-        Activation::Series { function, degree } => {
-            let builtin;
-            let f: &dyn PointwiseFn = match function {
-                SeriesFunction::Builtin(b) => {
-                    builtin = b;
-                    &builtin
-                }
-                SeriesFunction::External => {
-                    external.ok_or_else(|| Error::invalid("activation", "a numerical activation needs its function"))?
-                }
-            };
-            let start = (degree as usize).max(degrees.0);
-            let (diag, series) = series::diagonal(&steps, f, start, degrees.1.max(start), &input_variance, fits)?;
-            (diag, Some(series))
-        }
-        _ => (mlp.activation.with_dual::<f64, _>(RunDiagonal { steps: &steps, input_variance: &input_variance }), None),
-    };
+    let diag = diagonal::diagonal(plan, &input_variance, name, degrees, fits)?;
     crate::interrupt::check()?;
     // Variances are multiplied together in the duals, so they must stay below sqrt(MAX).
     let limit = T::MAX.to_f64().sqrt() / 64.0;
@@ -130,7 +97,7 @@ fn diagonal_of<T: Real>(
     if diag.peak.partial_cmp(&limit) != Some(std::cmp::Ordering::Less) {
         return Err(overflow::<T>(name, diag.peak));
     }
-    Ok((diag, tables))
+    Ok(diag)
 }
 
 fn overflow<T: Real>(name: &str, peak: f64) -> Error {
@@ -145,36 +112,33 @@ fn overflow<T: Real>(name: &str, peak: f64) -> Error {
     }
 }
 
-/// The memory of one side's per-input work: input variances, the diagonal recursion's per-layer
-/// variances (f64) and their copies in `T` with auxiliaries and square roots, the diagonals;
-/// for a series activation at quadrature `degree` also its coefficient tables (in f64 and `T`)
-/// and one layer's quadrature points.
-fn input_plan<T: Real>(mlp: &Mlp, n: usize, series_degree: Option<usize>) -> Plan {
-    let (depth, t) = (mlp.depth, std::mem::size_of::<T>());
-    let plan = Plan::new().add([n, 4], 8).add([depth, n], 8).add([depth, n, 3], t).add([n, 4], t);
+/// The memory of one side's per-input work: input variances, the diagonal pass's registers and
+/// per-slot values (f64) and their copies in `T` with auxiliaries and square roots, the
+/// diagonals; with series activations at quadrature `degree` also their tables (in f64 and `T`)
+/// and one slot's quadrature points.
+fn input_plan<T: Real>(plan: &Plan, n: usize, series_degree: Option<usize>) -> MemoryPlan {
+    let (slots, t) = (plan.slots.len(), std::mem::size_of::<T>());
+    let memory = MemoryPlan::new()
+        .add([n, 4], 8)
+        .add([plan.registers, n, 2], 8)
+        .add([slots, n], 8)
+        .add([slots, n, 3], t)
+        .add([n, 4], t);
     match series_degree {
         // (a rule of `degree` points has fewer than `degree` series terms)
-        Some(degree) => plan.add([depth, n, 2 * degree + 1], 8 + t).add([n, degree, 6], 8),
-        None => plan,
+        Some(degree) => memory.add([plan.series_slots(), n, 2 * degree + 1], 8 + t).add([n, degree, 6], 8),
+        None => memory,
     }
 }
 
-/// The Dense maps of every layer, in f64 and in `T`.
-fn steps_plan(mlp: &Mlp) -> Plan {
-    Plan::new().add([mlp.depth.saturating_add(1), 2], std::mem::size_of::<DenseStep<f64>>())
+/// The steps of the plan, in f64 and in `T`.
+fn steps_plan(plan: &Plan) -> MemoryPlan {
+    MemoryPlan::new().add([plan.ops.len(), 2], std::mem::size_of::<Op>())
 }
 
 /// A kernel request as memory errors name it: the arguments, then its size.
 fn kernel_request(n1: usize, n2: usize, cross: bool) -> String {
     format!("{}: this kernel of {n1} x {n2} entries", if cross { "x1, x2" } else { "x1" })
-}
-
-/// The starting quadrature degree of a series activation, if the MLP has one.
-fn series_degree(mlp: &Mlp) -> Option<usize> {
-    match mlp.activation {
-        Activation::Series { degree, .. } => Some(degree as usize),
-        _ => None,
-    }
 }
 
 fn cast<T: Real>(v: &[f64]) -> Vec<T> {
@@ -188,104 +152,103 @@ fn check_features<T>(x1: &ArrayView2<T>, x2: &ArrayView2<T>) -> Result<(), Error
     Ok(())
 }
 
-/// The diagonals k(x_i, x_i) by the exact diagonal recursion.
-pub fn gram_diagonal<T: Real>(mlp: &Mlp, x: ArrayView2<T>, want: Want) -> Result<Kernels<Array1<T>>, Error> {
-    gram_diagonal_with(mlp, x, want, None)
-}
-
-/// `gram_diagonal` for an MLP whose numerical activation's function is `external`.
-pub fn gram_diagonal_with<T: Real>(
-    mlp: &Mlp,
-    x: ArrayView2<T>,
-    want: Want,
-    external: Option<&dyn PointwiseFn>,
-) -> Result<Kernels<Array1<T>>, Error> {
+/// The diagonals k(x_i, x_i) by the exact diagonal pass.
+pub fn gram_diagonal<T: Real>(model: &Model, x: ArrayView2<T>, want: Want) -> Result<Kernels<Array1<T>>, Error> {
+    if x.ncols() == 0 {
+        return Err(Error::invalid("x1", format!("must be non-empty, got shape ({}, 0)", x.nrows())));
+    }
+    let plan = Plan::compile(model, Some(x.ncols()))?;
     let n = x.nrows();
-    let plan = |degree: Option<usize>| {
-        input_plan::<T>(mlp, n, degree).plus(steps_plan(mlp)).add([n, 2], std::mem::size_of::<T>())
+    let memory = |degree: Option<usize>| {
+        input_plan::<T>(&plan, n, degree).plus(steps_plan(&plan)).add([n, 2], std::mem::size_of::<T>())
     };
     let fits =
-        |degree: usize| plan(Some(degree)).check_advising("x1: this kernel diagonal", "compute it in blocks of rows");
-    plan(series_degree(mlp)).check_advising("x1: this kernel diagonal", "compute it in blocks of rows")?;
-    let (diag, series) = diagonal_of::<T>(mlp, &x, "x1", external, ADAPTIVE, &fits)?;
+        |degree: usize| memory(Some(degree)).check_advising("x1: this kernel diagonal", "compute it in blocks of rows");
+    memory(plan.series_degree()).check_advising("x1: this kernel diagonal", "compute it in blocks of rows")?;
+    let diag = diagonal_of::<T>(&plan, &x, "x1", ADAPTIVE, &fits)?;
     let to_array = |v: &[f64]| Array1::from_vec(cast::<T>(v));
     Ok(Kernels {
         nngp: want.nngp.then(|| to_array(&diag.nngp)),
         ntk: want.ntk.then(|| to_array(&diag.ntk)),
-        series_error: series.map_or(0.0, |s| s.error),
+        series_error: diag.error,
     })
 }
 
 /// The (n1, n2) NNGP and/or NTK of `x1` against `x2`, or of `x1` with itself when `x2` is None.
 pub fn gram<T: Real>(
-    mlp: &Mlp,
+    model: &Model,
     x1: ArrayView2<T>,
     x2: Option<ArrayView2<T>>,
     want: Want,
-) -> Result<Kernels<Array2<T>>, Error> {
-    gram_with(mlp, x1, x2, want, None)
-}
-
-/// `gram` for an MLP whose numerical activation's function is `external` (a Python callable).
-pub fn gram_with<T: Real>(
-    mlp: &Mlp,
-    x1: ArrayView2<T>,
-    x2: Option<ArrayView2<T>>,
-    want: Want,
-    external: Option<&dyn PointwiseFn>,
 ) -> Result<Kernels<Array2<T>>, Error> {
     if let Some(x2) = &x2 {
         check_features(&x1, x2)?;
     }
+    if x1.ncols() == 0 {
+        return Err(Error::invalid("x1", format!("must be non-empty, got shape ({}, 0)", x1.nrows())));
+    }
+    let plan = Plan::compile(model, Some(x1.ncols()))?;
     let (n1, n2) = (x1.nrows(), x2.as_ref().map_or(x1.nrows(), |x| x.nrows()));
-    if std::mem::size_of::<T>() < 8 && mlp.depth > FLOAT32_MAX_DEPTH {
-        return deep_float32(mlp, x1, x2, want, external);
+    if std::mem::size_of::<T>() < 8 && plan.depth() > FLOAT32_MAX_DEPTH {
+        return deep_float32(model, x1, x2, want);
     }
     // Memory is planned before anything is allocated: the outputs, per-thread scratch tiles and
-    // both sides' per-input tables (at the quadrature degree tried, for a series activation).
+    // both sides' per-input tables (at the quadrature degree tried, for series activations).
     let elem = std::mem::size_of::<T>();
     let outputs = want.nngp as usize + want.ntk as usize;
-    let plan = |degree: Option<usize>| {
-        let sides = input_plan::<T>(mlp, n1, degree).plus(if x2.is_some() {
-            input_plan::<T>(mlp, n2, degree)
+    let scratch_rows = if plan.has_series() { TILE } else { 1 };
+    let memory = |degree: Option<usize>| {
+        let sides = input_plan::<T>(&plan, n1, degree).plus(if x2.is_some() {
+            input_plan::<T>(&plan, n2, degree)
         } else {
-            Plan::new()
+            MemoryPlan::new()
         });
-        Plan::new()
+        MemoryPlan::new()
             .add([n1, n2, outputs], elem)
             .add([rayon::current_num_threads(), TILE, TILE], elem)
+            .add([rayon::current_num_threads(), plan.registers - 1, scratch_rows, 2 * TILE], elem)
             .plus(sides)
-            .plus(steps_plan(mlp))
+            .plus(steps_plan(&plan))
     };
     let what = kernel_request(n1, n2, x2.is_some());
-    let fits = |degree: usize| plan(Some(degree)).check_advising(&what, "compute it in blocks of rows");
-    plan(series_degree(mlp)).check_advising(&what, "compute it in blocks of rows")?;
-    let (mut diag1, mut series1) = diagonal_of::<T>(mlp, &x1, "x1", external, ADAPTIVE, &fits)?;
-    let (diag2, series2) = match &x2 {
+    let fits = |degree: usize| memory(Some(degree)).check_advising(&what, "compute it in blocks of rows");
+    memory(plan.series_degree()).check_advising(&what, "compute it in blocks of rows")?;
+    let mut diag1 = diagonal_of::<T>(&plan, &x1, "x1", ADAPTIVE, &fits)?;
+    let diag2 = match &x2 {
         Some(x2) => {
             // x2 starts at x1's degree: both sides' series must have the same terms
-            let start = series1.as_ref().map_or(0, |s| s.degree);
-            let (d, s) = diagonal_of::<T>(mlp, x2, "x2", external, (start, ADAPTIVE.1), &fits)?;
-            (Some(d), s)
+            let d = diagonal_of::<T>(&plan, x2, "x2", (diag1.degree, ADAPTIVE.1), &fits)?;
+            if d.degree > diag1.degree {
+                // x2 needed more terms than x1: redo x1 at exactly x2's degree
+                diag1 = diagonal_of::<T>(&plan, &x1, "x1", (d.degree, d.degree), &fits)?;
+            }
+            Some(d)
         }
-        None => (None, None),
+        None => None,
     };
-    if let (Some(s1), Some(s2)) = (&series1, &series2)
-        && s2.degree > s1.degree
-    {
-        // x2 needed more terms than x1: redo x1 at exactly x2's degree
-        (diag1, series1) = diagonal_of::<T>(mlp, &x1, "x1", external, (s2.degree, s2.degree), &fits)?;
-    }
-    let series_error = [&series1, &series2].iter().filter_map(|s| s.as_ref()).map(|s| s.error).fold(0.0, f64::max);
-    let (tables1, tables2) = (series1.map(|s| s.tables), series2.map(|s| s.tables));
+    let series_error = diag2.as_ref().map_or(diag1.error, |d| d.error.max(diag1.error));
     let len = n1 * n2; // (fits in memory, so in usize)
     let mut nngp = if want.nngp { memory::zeroed::<T>(len, "the NNGP output")? } else { Vec::new() };
     let mut ntk = if want.ntk { memory::zeroed::<T>(len, "the NTK output")? } else { Vec::new() };
 
-    let side1 = Side::new(&diag1);
-    let side2 = diag2.as_ref().map(Side::new);
+    let slots: Vec<SlotKind> = plan
+        .slots
+        .iter()
+        .map(|s| match s {
+            Slot::Activation { activation: Activation::Series { .. }, .. } => SlotKind::Series,
+            Slot::Activation { activation, .. } => SlotKind::Closed(*activation),
+            Slot::Norm { .. } => SlotKind::Norm,
+        })
+        .collect();
+    let data1 = SideData::<T>::new(&plan, &diag1);
+    let data2 = diag2.as_ref().map(|d| SideData::<T>::new(&plan, d));
+    let side1 = data1.side();
+    let side2 = data2.as_ref().map(SideData::side);
     let job = GramJob {
-        steps: mlp.dense_steps(x1.ncols()).iter().map(DenseStep::cast).collect(),
+        ops: plan.ops.iter().map(Op::cast).collect(),
+        slots: &slots,
+        registers: plan.registers,
+        by_step: plan.has_series(),
         x1: &x1,
         x2: x2.as_ref().unwrap_or(&x1),
         symmetric: x2.is_none(),
@@ -297,14 +260,7 @@ pub fn gram_with<T: Real>(
         ntk: Out::new(&mut ntk, n2),
         token: crate::interrupt::current(),
     };
-    let finite = match &tables1 {
-        Some(rows) => {
-            let rows = series::tables_as::<T>(rows);
-            let cols = tables2.as_ref().map(series::tables_as::<T>);
-            job.run(SeriesDual::new(&rows, cols.as_ref().unwrap_or(&rows)))
-        }
-        None => mlp.activation.with_dual::<T, _>(job),
-    };
+    let finite = job.run();
     if crate::interrupt::check().is_err() {
         // Unmapping gigabytes of outputs takes a while: let the caller raise first.
         std::thread::spawn(move || drop((nngp, ntk)));
@@ -317,30 +273,29 @@ pub fn gram_with<T: Real>(
     Ok(Kernels { nngp: want.nngp.then(|| shape(nngp)), ntk: want.ntk.then(|| shape(ntk)), series_error })
 }
 
-/// The deepest network whose float32 kernels are computed in float32. Rounding errors add up
-/// over layers (the NTK sums a term per layer): float32 reaches 1e-5 at depth 100 and 4e-2 at
-/// depth 1000 (LeakyReLU), against 2e-7 at depth 10.
+/// The deepest network (in activations and LayerNorms) whose float32 kernels are computed in
+/// float32. Rounding errors add up over layers (the NTK sums a term per layer): float32 reaches
+/// 1e-5 at depth 100 and 4e-2 at depth 1000 (LeakyReLU), against 2e-7 at depth 10.
 pub const FLOAT32_MAX_DEPTH: usize = 16;
 
 /// The kernel of a deeper float32 network: computed in float64, returned in float32 (the same
 /// accuracy at any depth, at float64's speed).
 fn deep_float32<T: Real>(
-    mlp: &Mlp,
+    model: &Model,
     x1: ArrayView2<T>,
     x2: Option<ArrayView2<T>>,
     want: Want,
-    external: Option<&dyn PointwiseFn>,
 ) -> Result<Kernels<Array2<T>>, Error> {
     let (n1, n2) = (x1.nrows(), x2.as_ref().map_or(x1.nrows(), |x| x.nrows()));
     let outputs = want.nngp as usize + want.ntk as usize;
     // the float64 copies of the inputs and outputs, beside the float32 outputs
-    let inputs = Plan::new().add([n1 + x2.as_ref().map_or(0, |x| x.nrows()), x1.ncols()], 8);
+    let inputs = MemoryPlan::new().add([n1 + x2.as_ref().map_or(0, |x| x.nrows()), x1.ncols()], 8);
     inputs
         .add([n1, n2, outputs], 8 + std::mem::size_of::<T>())
         .check_advising(&kernel_request(n1, n2, x2.is_some()), "compute it in blocks of rows")?;
     let widen = |x: &ArrayView2<T>| x.mapv(|v| v.to_f64());
     let (a, b) = (widen(&x1), x2.as_ref().map(widen));
-    let k = gram_with::<f64>(mlp, a.view(), b.as_ref().map(|b| b.view()), want, external)?;
+    let k = gram::<f64>(model, a.view(), b.as_ref().map(|b| b.view()), want)?;
     drop((a, b));
     let narrow = |k: Array2<f64>| k.mapv(T::from_f64);
     let (nngp, ntk) = (k.nngp.map(narrow), k.ntk.map(narrow));
@@ -350,57 +305,83 @@ fn deep_float32<T: Real>(
     Ok(Kernels { nngp, ntk, series_error: k.series_error })
 }
 
-/// One side's per-input quantities in the type the kernel is computed in: per hidden layer the
-/// variance and its square root (layer-major), and the square roots of the final diagonals.
-struct Side<T> {
+/// One side's per-input quantities in the type the kernel is computed in: per slot the value,
+/// its auxiliary and square root (slot-major), series tables, and the square roots of the final
+/// diagonals.
+struct SideData<T> {
     variance: Vec<T>,
+    aux: Vec<T>,
     root: Vec<T>,
+    tables: Vec<Option<Tables<T>>>,
     nngp_root: Vec<T>,
     ntk_root: Vec<T>,
+    n: usize,
 }
 
-impl<T: Real> Side<T> {
-    fn new(diag: &Diagonal) -> Self {
+/// A dual's per-input auxiliaries of one slot.
+struct Auxiliaries<'a, T> {
+    q: &'a [T],
+    out: &'a mut [T],
+}
+
+impl<T: Real> WithDual<T> for Auxiliaries<'_, T> {
+    type Output = ();
+    fn run<D: Dual<T>>(self, dual: D) {
+        self.out.iter_mut().zip(self.q).for_each(|(a, &q)| *a = dual.aux(q));
+    }
+}
+
+impl<T: Real> SideData<T> {
+    fn new(plan: &Plan, diag: &Diagonal) -> Self {
+        let n = diag.nngp.len();
         let roots = |v: &[f64]| v.iter().map(|&x| T::from_f64(x.max(0.0).sqrt())).collect();
-        Side {
-            variance: cast::<T>(&diag.variances),
+        let variance = cast::<T>(&diag.variances);
+        let mut aux = vec![T::ZERO; variance.len()];
+        for (slot, kind) in plan.slots.iter().enumerate() {
+            let range = slot * n..(slot + 1) * n;
+            match kind {
+                Slot::Activation { activation: Activation::Series { .. }, .. } => {}
+                Slot::Activation { activation, .. } => {
+                    activation.with_dual::<T, _>(Auxiliaries { q: &variance[range.clone()], out: &mut aux[range] })
+                }
+                Slot::Norm { eps } => {
+                    for (a, &c) in aux[range.clone()].iter_mut().zip(&diag.variances[range]) {
+                        *a = T::from_f64(1.0 / (c + eps).sqrt());
+                    }
+                }
+            }
+        }
+        SideData {
             root: roots(&diag.variances),
+            variance,
+            aux,
+            tables: diag.tables.iter().map(|t| t.as_ref().map(series::tables_as::<T>)).collect(),
             nngp_root: roots(&diag.nngp),
             ntk_root: roots(&diag.ntk),
+            n,
+        }
+    }
+
+    fn side(&self) -> Side<'_, T> {
+        Side {
+            stats: LayerStats { q: &self.variance, aux: &self.aux, root: &self.root, n: self.n },
+            tables: &self.tables,
+            nngp_root: &self.nngp_root,
+            ntk_root: &self.ntk_root,
         }
     }
 }
 
-/// A row-major output matrix shared by the tile workers; every tile writes a disjoint block
-/// (and, when mirroring, its disjoint transposed block).
-#[derive(Clone, Copy)]
-struct Out<T> {
-    ptr: *mut T,
-    ld: usize,
-    present: bool,
-}
-
-// SAFETY: workers only write disjoint blocks (see `tiles`).
-unsafe impl<T: Send> Send for Out<T> {}
-unsafe impl<T: Send> Sync for Out<T> {}
-
-impl<T> Out<T> {
-    fn new(v: &mut Vec<T>, ld: usize) -> Self {
-        Out { ptr: v.as_mut_ptr(), ld, present: !v.is_empty() }
-    }
-    /// Pointer to element (i, j).
-    unsafe fn at(&self, i: usize, j: usize) -> *mut T {
-        unsafe { self.ptr.add(i * self.ld + j) }
-    }
-}
-
 struct GramJob<'a, T> {
-    steps: Vec<DenseStep<T>>,
+    ops: Vec<Op<T>>,
+    slots: &'a [SlotKind],
+    registers: usize,
+    by_step: bool,
     x1: &'a ArrayView2<'a, T>,
     x2: &'a ArrayView2<'a, T>,
     symmetric: bool,
-    rows: &'a Side<T>,
-    cols: &'a Side<T>,
+    rows: &'a Side<'a, T>,
+    cols: &'a Side<'a, T>,
     diag_nngp: Vec<T>,
     diag_ntk: Vec<T>,
     nngp: Out<T>,
@@ -422,29 +403,22 @@ fn tiles(n1: usize, n2: usize, symmetric: bool, edge: usize) -> Vec<(Range<usize
     out
 }
 
-impl<T: Real> WithDual<T> for GramJob<'_, T> {
+impl<T: Real> GramJob<'_, T> {
     /// Whether every entry came out finite.
-    type Output = bool;
-
-    fn run<D: Dual<T>>(self, dual: D) -> bool {
+    fn run(self) -> bool {
         let (n1, n2) = (self.x1.nrows(), self.x2.nrows());
-        let depth = self.steps.len() - 1;
-        let aux = |q: &[T]| q.iter().map(|&v| dual.aux(v)).collect::<Vec<T>>();
-        let aux1 = aux(&self.rows.variance);
-        let aux2 = if self.symmetric { Vec::new() } else { aux(&self.cols.variance) };
-        let rows_stats = LayerStats { q: &self.rows.variance, aux: &aux1, root: &self.rows.root, n: n1 };
-        let cols_stats = LayerStats {
-            q: &self.cols.variance,
-            aux: if self.symmetric { &aux1 } else { &aux2 },
-            root: &self.cols.root,
-            n: n2,
-        };
         let need_scratch = !self.nngp.present;
         let edge = tile_edge(n1, n2, self.symmetric);
+        // registers 1..: an NNGP and an NTK row block each, for one row or all rows of a tile
+        let stride = if self.by_step { edge } else { 1 } * 2 * edge;
+        let registers = (self.registers - 1) * stride;
         let finite = std::sync::atomic::AtomicBool::new(true);
         tiles(n1, n2, self.symmetric, edge).into_par_iter().for_each_init(
-            || if need_scratch { vec![T::ZERO; edge * edge] } else { Vec::new() },
-            |scratch, (rows, cols)| {
+            || {
+                let input = if need_scratch { vec![T::ZERO; edge * edge] } else { Vec::new() };
+                (input, vec![T::ZERO; registers])
+            },
+            |(scratch, registers), (rows, cols)| {
                 if self.token.is_cancelled() {
                     return; // the caller discards the outputs
                 }
@@ -458,23 +432,24 @@ impl<T: Real> WithDual<T> for GramJob<'_, T> {
                 let on_diagonal = self.symmetric && rows.start == cols.start;
                 // SAFETY: the destination block lies inside its buffer (or the scratch tile).
                 unsafe { input_kernel_tile(self.x1, &rows, self.x2, &cols, sigma.at(origin.0, origin.1), sigma.ld) };
-                let tile_finite = simd::dispatch(TileJob {
-                    steps: &self.steps,
-                    dual,
-                    rows_stats: &rows_stats,
-                    cols_stats: &cols_stats,
-                    row_sides: self.rows,
-                    col_sides: self.cols,
+                let tile = Tile {
+                    ops: &self.ops,
+                    slots: self.slots,
+                    rows_side: self.rows,
+                    cols_side: self.cols,
                     rows: rows.clone(),
                     cols: cols.clone(),
                     sigma,
                     origin,
                     theta: self.ntk,
+                    scratch: registers.as_mut_ptr(),
+                    stride,
+                    edge,
+                    by_step: self.by_step,
                     upper_only: on_diagonal,
-                    depth,
                     token: &self.token,
-                });
-                if !tile_finite {
+                };
+                if !tile.run() {
                     finite.store(false, std::sync::atomic::Ordering::Relaxed);
                 }
                 if self.symmetric {
@@ -485,9 +460,7 @@ impl<T: Real> WithDual<T> for GramJob<'_, T> {
         );
         finite.into_inner()
     }
-}
 
-impl<T: Real> GramJob<'_, T> {
     /// Exact diagonal entries, then the mirror image of the computed upper part.
     unsafe fn finish_symmetric(&self, rows: &Range<usize>, cols: &Range<usize>, on_diagonal: bool) {
         for out in [(&self.nngp, &self.diag_nngp), (&self.ntk, &self.diag_ntk)] {
@@ -557,127 +530,13 @@ unsafe fn input_kernel_tile<T: Real>(
     }
 }
 
-/// The recursion over one tile, compiled per SIMD level by `simd::dispatch`.
-struct TileJob<'a, T, D> {
-    steps: &'a [DenseStep<T>],
-    dual: D,
-    rows_stats: &'a LayerStats<'a, T>,
-    cols_stats: &'a LayerStats<'a, T>,
-    row_sides: &'a Side<T>,
-    col_sides: &'a Side<T>,
-    rows: Range<usize>,
-    cols: Range<usize>,
-    /// Where the tile's input kernel is; (origin) is its top-left element.
-    sigma: Out<T>,
-    origin: (usize, usize),
-    theta: Out<T>,
-    /// A symmetric diagonal tile: only columns j >= i are computed.
-    upper_only: bool,
-    depth: usize,
-    /// Checked per row (or per layer): a deep network's tile can take a second.
-    token: &'a crate::interrupt::Token,
-}
-
-impl<T: Real, D: Dual<T>> TileJob<'_, T, D> {
-    /// Row r of the tile (input i = rows.start + r): its (sigma, theta) segments, the first column
-    /// computed, and that column's index.
-    ///
-    /// SAFETY: the caller holds the only access to the tile, and uses one row's slices at a time.
-    #[inline(always)]
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn row_segments(&self, r: usize) -> (&mut [T], &mut [T], usize) {
-        let skip = if self.upper_only { r } else { 0 };
-        let len = self.cols.len() - skip;
-        let col0 = self.cols.start + skip;
-        unsafe {
-            let sigma = std::slice::from_raw_parts_mut(self.sigma.at(self.origin.0 + r, self.origin.1 + skip), len);
-            let theta = if self.theta.present {
-                std::slice::from_raw_parts_mut(self.theta.at(self.rows.start + r, col0), len)
-            } else {
-                &mut []
-            };
-            (sigma, theta, col0)
-        }
-    }
-
-    /// The finished row r: clamped to its diagonals' Cauchy-Schwarz bound; whether it is finite.
-    #[inline(always)]
-    fn finish_row(&self, r: usize) -> bool {
-        // SAFETY: as in `row_segments`.
-        let (sigma, theta, col0) = unsafe { self.row_segments(r) };
-        let (i, cols) = (self.rows.start + r, col0..col0 + sigma.len());
-        let mut finite =
-            recursion::clamp_row(self.row_sides.nngp_root[i], &self.col_sides.nngp_root[cols.clone()], sigma);
-        if self.theta.present {
-            finite &= recursion::clamp_row(self.row_sides.ntk_root[i], &self.col_sides.ntk_root[cols], theta);
-        }
-        finite
-    }
-}
-
-impl<T: Real, D: Dual<T>> Vectorized for TileJob<'_, T, D> {
-    /// Whether the tile is finite.
-    type Output = bool;
-
-    #[inline(always)]
-    fn run<M: MulAdd>(self) -> bool {
-        if self.theta.present { self.run_rows::<M, true>() } else { self.run_rows::<M, false>() }
-    }
-}
-
-impl<T: Real, D: Dual<T>> TileJob<'_, T, D> {
-    #[inline(always)]
-    fn run_rows<M: MulAdd, const NTK: bool>(self) -> bool {
-        let depth = self.depth;
-        let rows = self.rows_stats;
-        let mut finite = true;
-        if D::LAYER_MAJOR {
-            // one layer over every row, then the next: the columns' tables of a layer stay in cache
-            for layer in 0..depth {
-                if self.token.is_cancelled() {
-                    return finite; // (discarded by the caller)
-                }
-                for (r, i) in self.rows.clone().enumerate() {
-                    // SAFETY: this worker's tile, one row at a time.
-                    let (sigma, theta, col0) = unsafe { self.row_segments(r) };
-                    let row_input = rows.row(layer, i);
-                    recursion::row_layer::<T, D, M, NTK>(
-                        self.steps,
-                        self.dual,
-                        layer,
-                        row_input,
-                        self.cols_stats,
-                        col0,
-                        sigma,
-                        theta,
-                    );
-                }
-            }
-            for r in 0..self.rows.len() {
-                let (sigma, theta, _) = unsafe { self.row_segments(r) };
-                recursion::row_readout::<T, M, NTK>(&self.steps[depth], depth == 0, sigma, theta);
-                finite &= self.finish_row(r);
-            }
-            return finite;
-        }
-        // every layer on one row while it sits in cache, then the next row
-        for (r, i) in self.rows.clone().enumerate() {
-            if self.token.is_cancelled() {
-                return finite; // (discarded by the caller)
-            }
-            let (sigma, theta, col0) = unsafe { self.row_segments(r) };
-            recursion::row::<T, D, M, NTK>(self.steps, self.dual, rows, i, self.cols_stats, col0, sigma, theta);
-            finite &= self.finish_row(r);
-        }
-        finite
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::activation::Activation;
-    use crate::spec::{Dense, Parameterization};
+    use crate::activation::SeriesFunction;
+    use crate::series::PointwiseFn;
+    use crate::spec::{Dense, Mlp, Parameterization};
     use ndarray::{Array2, s};
 
     fn inputs(n: usize, d: usize, seed: u64) -> Array2<f64> {
@@ -712,25 +571,25 @@ mod tests {
         {
             for param in [Parameterization::Ntk, Parameterization::Standard { width: 50 }] {
                 let m = mlp(activation, param);
-                let sym = gram(&m, x1.view(), None, BOTH).unwrap();
-                let general = gram(&m, x1.view(), Some(x1.view()), BOTH).unwrap();
-                let diag = gram_diagonal(&m, x1.view(), BOTH).unwrap();
+                let sym = gram(&Model::from_mlp(&m, None).unwrap(), x1.view(), None, BOTH).unwrap();
+                let general = gram(&Model::from_mlp(&m, None).unwrap(), x1.view(), Some(x1.view()), BOTH).unwrap();
+                let diag = gram_diagonal(&Model::from_mlp(&m, None).unwrap(), x1.view(), BOTH).unwrap();
                 for (s, g, d) in [(&sym.nngp, &general.nngp, &diag.nngp), (&sym.ntk, &general.ntk, &diag.ntk)] {
                     let (s, g, d) = (s.as_ref().unwrap(), g.as_ref().unwrap(), d.as_ref().unwrap());
                     assert_eq!(s, &s.t().to_owned(), "symmetric output is exactly symmetric");
                     assert_eq!(s.diag().to_owned(), d, "diagonal is the exact diagonal recursion");
                     assert!(max_rel(s, g) < 1e-13);
                 }
-                let cross = gram(&m, x1.view(), Some(x2.view()), BOTH).unwrap();
-                let swapped = gram(&m, x2.view(), Some(x1.view()), BOTH).unwrap();
-                let block = gram(&m, x1.slice(s![100..400, ..]), Some(x2.view()), BOTH).unwrap();
+                let cross = gram(&Model::from_mlp(&m, None).unwrap(), x1.view(), Some(x2.view()), BOTH).unwrap();
+                let swapped = gram(&Model::from_mlp(&m, None).unwrap(), x2.view(), Some(x1.view()), BOTH).unwrap();
+                let block = gram(&Model::from_mlp(&m, None).unwrap(), x1.slice(s![100..400, ..]), Some(x2.view()), BOTH).unwrap();
                 for (c, w, b) in [(&cross.ntk, &swapped.ntk, &block.ntk), (&cross.nngp, &swapped.nngp, &block.nngp)] {
                     let (c, w, b) = (c.as_ref().unwrap(), w.as_ref().unwrap(), b.as_ref().unwrap());
                     assert!(max_rel(c, &w.t().to_owned()) < 1e-13);
                     assert!(max_rel(&c.slice(s![100..400, ..]).to_owned(), b) < 1e-13);
                 }
-                let nngp_only = gram(&m, x1.view(), None, Want { nngp: true, ntk: false }).unwrap();
-                let ntk_only = gram(&m, x1.view(), None, Want { nngp: false, ntk: true }).unwrap();
+                let nngp_only = gram(&Model::from_mlp(&m, None).unwrap(), x1.view(), None, Want { nngp: true, ntk: false }).unwrap();
+                let ntk_only = gram(&Model::from_mlp(&m, None).unwrap(), x1.view(), None, Want { nngp: false, ntk: true }).unwrap();
                 assert!(ntk_only.nngp.is_none() && nngp_only.ntk.is_none());
                 assert_eq!(nngp_only.nngp, sym.nngp);
                 assert_eq!(ntk_only.ntk, sym.ntk);
@@ -755,7 +614,7 @@ mod tests {
         let dense = Dense::new(1.3, Some(0.2), "W_std", "b_std").unwrap();
         let exact =
             Mlp::new(3, Activation::Erf { a: 1.0, b: 1.0, c: 0.0 }, dense, dense, Parameterization::Ntk).unwrap();
-        let want = gram(&exact, x.view(), None, BOTH).unwrap();
+        let want = gram(&Model::from_mlp(&exact, None).unwrap(), x.view(), None, BOTH).unwrap();
         for with_derivative in [true, false] {
             let numerical = Mlp::new(
                 3,
@@ -766,7 +625,7 @@ mod tests {
             )
             .unwrap();
             let f = ErfFn(with_derivative);
-            let got = gram_with(&numerical, x.view(), None, BOTH, Some(&f)).unwrap();
+            let got = gram(&Model::from_mlp(&numerical, Some(std::sync::Arc::new(f))).unwrap(), x.view(), None, BOTH).unwrap();
             let e_nngp = max_rel(got.nngp.as_ref().unwrap(), want.nngp.as_ref().unwrap());
             let e_ntk = max_rel(got.ntk.as_ref().unwrap(), want.ntk.as_ref().unwrap());
             assert!(e_nngp < 1e-8 && e_ntk < 1e-8, "derivative given: {with_derivative}: {e_nngp:e} {e_ntk:e}");
@@ -777,8 +636,8 @@ mod tests {
     fn float32_agrees_with_float64() {
         let x = inputs(300, 40, 3);
         let m = mlp(Activation::AbRelu { a: 0.0, b: 1.0 }, Parameterization::Ntk);
-        let k64 = gram(&m, x.view(), None, BOTH).unwrap();
-        let k32 = gram(&m, x.mapv(|v| v as f32).view(), None, BOTH).unwrap();
+        let k64 = gram(&Model::from_mlp(&m, None).unwrap(), x.view(), None, BOTH).unwrap();
+        let k32 = gram(&Model::from_mlp(&m, None).unwrap(), x.mapv(|v| v as f32).view(), None, BOTH).unwrap();
         let back = k32.ntk.unwrap().mapv(|v| v as f64);
         assert!(max_rel(&back, k64.ntk.as_ref().unwrap()) < 1e-5);
     }
@@ -803,17 +662,17 @@ mod tests {
         let dense = Dense::new(1.0, Some(0.05), "W_std", "b_std").unwrap();
         // (Rbf(1)'s NTK doubles per layer, 2^100 overflows float32: float64 only)
         let deep = Mlp::new(100, Activation::Rbf { gamma: 1.0 }, dense, dense, Parameterization::Ntk).unwrap();
-        assert_cauchy_schwarz(&gram(&deep, x.view(), None, BOTH).unwrap());
+        assert_cauchy_schwarz(&gram(&Model::from_mlp(&deep, None).unwrap(), x.view(), None, BOTH).unwrap());
         for activation in [Activation::Rbf { gamma: 0.3 }, Activation::Erf { a: 1.0, b: 1.0, c: 0.0 }] {
             let deep = Mlp::new(100, activation, dense, dense, Parameterization::Ntk).unwrap();
-            assert_cauchy_schwarz(&gram(&deep, x.view(), None, BOTH).unwrap());
-            assert_cauchy_schwarz(&gram(&deep, x.mapv(|v| v as f32).view(), None, BOTH).unwrap());
+            assert_cauchy_schwarz(&gram(&Model::from_mlp(&deep, None).unwrap(), x.view(), None, BOTH).unwrap());
+            assert_cauchy_schwarz(&gram(&Model::from_mlp(&deep, None).unwrap(), x.mapv(|v| v as f32).view(), None, BOTH).unwrap());
         }
         let relu = Dense::new(2f64.sqrt(), Some(0.1), "W_std", "b_std").unwrap();
         let deep = Mlp::new(100, Activation::AbRelu { a: 0.0, b: 1.0 }, relu, relu, Parameterization::Ntk).unwrap();
         let x = inputs(40, 6, 8);
-        assert_cauchy_schwarz(&gram(&deep, x.mapv(|v| v as f32).view(), None, BOTH).unwrap());
-        assert_cauchy_schwarz(&gram(&deep, x.view(), None, BOTH).unwrap());
+        assert_cauchy_schwarz(&gram(&Model::from_mlp(&deep, None).unwrap(), x.mapv(|v| v as f32).view(), None, BOTH).unwrap());
+        assert_cauchy_schwarz(&gram(&Model::from_mlp(&deep, None).unwrap(), x.view(), None, BOTH).unwrap());
     }
 
     #[test]
@@ -823,8 +682,8 @@ mod tests {
         let leaky = Activation::AbRelu { a: 0.1, b: 1.0 };
         for depth in [FLOAT32_MAX_DEPTH, FLOAT32_MAX_DEPTH + 1, 1000] {
             let m = Mlp::new(depth, leaky, dense, dense, Parameterization::Ntk).unwrap();
-            let k64 = gram(&m, x.view(), None, BOTH).unwrap();
-            let k32 = gram(&m, x.mapv(|v| v as f32).view(), None, BOTH).unwrap();
+            let k64 = gram(&Model::from_mlp(&m, None).unwrap(), x.view(), None, BOTH).unwrap();
+            let k32 = gram(&Model::from_mlp(&m, None).unwrap(), x.mapv(|v| v as f32).view(), None, BOTH).unwrap();
             let error = max_rel(&k32.ntk.unwrap().mapv(|v| v as f64), k64.ntk.as_ref().unwrap());
             // (computed in float32 up to FLOAT32_MAX_DEPTH, in float64 and rounded beyond)
             assert!(error < 1e-5, "depth {depth}: {error:e}");
@@ -838,7 +697,7 @@ mod tests {
         x.row_mut(3).fill(0.0);
         let dense = Dense::new(1.3, None, "W_std", "b_std").unwrap();
         let m = Mlp::new(2, Activation::Sign, dense, dense, Parameterization::Ntk).unwrap();
-        let k = gram(&m, x.view(), None, BOTH).unwrap().nngp.unwrap();
+        let k = gram(&Model::from_mlp(&m, None).unwrap(), x.view(), None, BOTH).unwrap().nngp.unwrap();
         assert!(k.row(3).iter().chain(k.column(3).iter()).all(|&v| v == 0.0), "{k}");
         assert!(k[[0, 0]] > 1.0);
     }
@@ -849,9 +708,13 @@ mod tests {
         let dense = Dense::new(1.0, None, "W_std", "b_std").unwrap();
         let deep =
             Mlp::new(1 << 40, Activation::AbRelu { a: 0.0, b: 1.0 }, dense, dense, Parameterization::Ntk).unwrap();
-        let x = inputs(100, 5, 1);
-        assert!(matches!(gram(&deep, x.view(), None, BOTH), Err(Error::OutOfMemory { .. })));
-        assert!(matches!(gram_diagonal(&deep, x.view(), BOTH), Err(Error::OutOfMemory { .. })));
+        assert!(matches!(Model::from_mlp(&deep, None), Err(Error::OutOfMemory { .. })));
+        // a plan that fits, whose per-input tables for 2^26 inputs do not
+        let x = Array2::<f64>::ones((1, 3));
+        let x = x.broadcast((1 << 26, 3)).unwrap();
+        let deep = Mlp { depth: 1000, ..deep };
+        let deep = Model::from_mlp(&deep, None).unwrap();
+        assert!(matches!(gram_diagonal(&deep, x, BOTH), Err(Error::OutOfMemory { .. })));
         let one = Array2::<f64>::ones((1, 3));
         let many = one.broadcast((1 << 22, 3)).unwrap();
         let tanh = Mlp::new(
@@ -862,7 +725,7 @@ mod tests {
             Parameterization::Ntk,
         )
         .unwrap();
-        assert!(matches!(gram(&tanh, many.view(), None, BOTH), Err(Error::OutOfMemory { .. })));
+        assert!(matches!(gram(&Model::from_mlp(&tanh, None).unwrap(), many.view(), None, BOTH), Err(Error::OutOfMemory { .. })));
     }
 
     #[test]
@@ -871,9 +734,9 @@ mod tests {
         let token = crate::interrupt::Token::new();
         token.cancel();
         let x = inputs(300, 4, 2);
-        let result = crate::interrupt::with_token(&token, || gram(&m, x.view(), None, BOTH));
+        let result = crate::interrupt::with_token(&token, || gram(&Model::from_mlp(&m, None).unwrap(), x.view(), None, BOTH));
         assert_eq!(result, Err(Error::Interrupted));
-        assert!(gram(&m, x.view(), None, BOTH).is_ok(), "outside the cancelled call nothing is cancelled");
+        assert!(gram(&Model::from_mlp(&m, None).unwrap(), x.view(), None, BOTH).is_ok(), "outside the cancelled call nothing is cancelled");
     }
 
     #[test]
@@ -881,15 +744,15 @@ mod tests {
         let m = mlp(Activation::Gelu, Parameterization::Ntk);
         let mut x = inputs(4, 3, 4);
         assert!(matches!(
-            gram(&m, x.view(), Some(inputs(2, 2, 5).view()), BOTH),
+            gram(&Model::from_mlp(&m, None).unwrap(), x.view(), Some(inputs(2, 2, 5).view()), BOTH),
             Err(Error::InvalidArgument { name: "x2", .. })
         ));
         assert!(matches!(
-            gram(&m, Array2::<f64>::zeros((0, 3)).view(), None, BOTH),
+            gram(&Model::from_mlp(&m, None).unwrap(), Array2::<f64>::zeros((0, 3)).view(), None, BOTH),
             Err(Error::InvalidArgument { name: "x1", .. })
         ));
         x[[1, 2]] = f64::NAN;
-        assert!(matches!(gram(&m, x.view(), None, BOTH), Err(Error::InvalidArgument { name: "x1", .. })));
+        assert!(matches!(gram(&Model::from_mlp(&m, None).unwrap(), x.view(), None, BOTH), Err(Error::InvalidArgument { name: "x1", .. })));
         let deep = Mlp::new(
             400,
             Activation::AbRelu { a: 0.0, b: 1.0 },
@@ -898,6 +761,6 @@ mod tests {
             Parameterization::Ntk,
         )
         .unwrap();
-        assert!(matches!(gram(&deep, inputs(3, 3, 6).view(), None, BOTH), Err(Error::Overflow { .. })));
+        assert!(matches!(gram(&Model::from_mlp(&deep, None).unwrap(), inputs(3, 3, 6).view(), None, BOTH), Err(Error::Overflow { .. })));
     }
 }

@@ -18,10 +18,12 @@ use crate::gram::{self, Kernels, Want};
 use crate::linalg::{self, EighDriver};
 use crate::linearized::Linearized;
 use crate::network::{self, DenseParams, Network};
+use crate::model::{Model, Plan};
 use crate::spec::{Dense, Mlp, Parameterization};
 use crate::{Activation, interrupt, pool, simd};
 
 mod calls;
+mod model;
 use calls::{Running, peek, read, reading, to_py_err, without_gil, without_gil_detached, writing};
 
 fn non_negative(value: i64, name: &'static str) -> PyResult<usize> {
@@ -70,6 +72,8 @@ struct PyMlp {
     inner: Mlp,
     /// The Python function of a numerical activation (`Activation::Series { External }`).
     external: Option<Arc<PyFunction>>,
+    /// The MLP as a serial stack of layers, for its kernels.
+    model: Model,
 }
 
 /// phi (and optionally phi') as vectorised Python callables: called with one float64 array per
@@ -130,58 +134,81 @@ impl crate::series::PointwiseFn for PyFunction {
     }
 }
 
-impl PyMlp {
-    /// The rough cost of one kernel entry's recursion (a numerical activation also evaluates
-    /// quadrature tables: far more per layer).
-    fn entry_work(&self) -> f64 {
-        let per_layer = if matches!(self.inner.activation, Activation::Series { .. }) { 1000.0 } else { 30.0 };
-        per_layer * (self.inner.depth + 1) as f64
-    }
-
-    fn external(&self) -> Option<&dyn crate::series::PointwiseFn> {
-        self.external.as_deref().map(|f| f as &dyn crate::series::PointwiseFn)
+/// The rough cost of one kernel entry's steps (a numerical activation also evaluates quadrature
+/// tables: far more per slot).
+fn entry_work(model: &Model, in_dim: usize) -> f64 {
+    match Plan::compile(model, Some(in_dim)) {
+        Ok(plan) => {
+            let series = plan.series_slots() as f64;
+            1000.0 * series + 30.0 * (plan.ops.len() as f64 - series)
+        }
+        Err(_) => 0.0, // (the call fails at once)
     }
 }
 
 type KernelPair<'py> = (Option<Bound<'py, PyAny>>, Option<Bound<'py, PyAny>>);
 
-impl PyMlp {
-    fn kernel_typed<'py, T: Real + Element>(
-        &self,
-        py: Python<'py>,
-        x1: &Bound<'py, PyArray2<T>>,
-        x2: Option<&Bound<'py, PyAny>>,
-        want: Want,
-    ) -> PyResult<KernelPair<'py>> {
-        let x2 = match x2 {
-            None => None,
-            Some(x2) => Some(
-                x2.cast::<PyArray2<T>>()
-                    .map_err(|_| PyTypeError::new_err(format!("x2: must be a 2-D {} NumPy array like x1", T::NAME)))?,
-            ),
-        };
-        let x1 = x1.try_readonly().map_err(|e| PyValueError::new_err(format!("x1: {e}")))?;
-        let x2 = x2.map(|x| x.try_readonly().map_err(|e| PyValueError::new_err(format!("x2: {e}")))).transpose()?;
-        let (v1, v2) = (x1.as_array(), x2.as_ref().map(|x| x.as_array()));
-        let external = self.external();
-        let n2 = v2.as_ref().map_or(v1.nrows(), |v| v.nrows());
-        let work = (v1.nrows() * n2) as f64 * (v1.ncols() as f64 + self.entry_work());
-        let k = without_gil(py, work, || gram::gram_with(&self.inner, v1, v2, want, external))?;
-        kernel_outputs(py, k)
-    }
+fn kernel_typed<'py, T: Real + Element>(
+    py: Python<'py>,
+    model: &Model,
+    x1: &Bound<'py, PyArray2<T>>,
+    x2: Option<&Bound<'py, PyAny>>,
+    want: Want,
+) -> PyResult<KernelPair<'py>> {
+    let x2 = match x2 {
+        None => None,
+        Some(x2) => Some(
+            x2.cast::<PyArray2<T>>()
+                .map_err(|_| PyTypeError::new_err(format!("x2: must be a 2-D {} NumPy array like x1", T::NAME)))?,
+        ),
+    };
+    let x1 = x1.try_readonly().map_err(|e| PyValueError::new_err(format!("x1: {e}")))?;
+    let x2 = x2.map(|x| x.try_readonly().map_err(|e| PyValueError::new_err(format!("x2: {e}")))).transpose()?;
+    let (v1, v2) = (x1.as_array(), x2.as_ref().map(|x| x.as_array()));
+    let n2 = v2.as_ref().map_or(v1.nrows(), |v| v.nrows());
+    let work = (v1.nrows() * n2) as f64 * (v1.ncols() as f64 + entry_work(model, v1.ncols()));
+    let k = without_gil(py, work, || gram::gram(model, v1, v2, want))?;
+    kernel_outputs(py, k)
+}
 
-    fn diagonal_typed<'py, T: Real + Element>(
-        &self,
-        py: Python<'py>,
-        x: &Bound<'py, PyArray2<T>>,
-        want: Want,
-    ) -> PyResult<KernelPair<'py>> {
-        let x = x.try_readonly().map_err(|e| PyValueError::new_err(format!("x1: {e}")))?;
-        let view = x.as_array();
-        let external = self.external();
-        let work = view.nrows() as f64 * (view.ncols() as f64 + self.entry_work());
-        let k = without_gil(py, work, || gram::gram_diagonal_with(&self.inner, view, want, external))?;
-        kernel_outputs(py, k)
+fn diagonal_typed<'py, T: Real + Element>(
+    py: Python<'py>,
+    model: &Model,
+    x: &Bound<'py, PyArray2<T>>,
+    want: Want,
+) -> PyResult<KernelPair<'py>> {
+    let x = x.try_readonly().map_err(|e| PyValueError::new_err(format!("x1: {e}")))?;
+    let view = x.as_array();
+    let work = view.nrows() as f64 * (view.ncols() as f64 + entry_work(model, view.ncols()));
+    let k = without_gil(py, work, || gram::gram_diagonal(model, view, want))?;
+    kernel_outputs(py, k)
+}
+
+/// (nngp, ntk) Gram matrices of `model` for x1 against x2 (float64 or float32, x2 like x1).
+fn model_kernel<'py>(
+    py: Python<'py>,
+    model: &Model,
+    x1: &Bound<'py, PyAny>,
+    x2: Option<&Bound<'py, PyAny>>,
+    want: Want,
+) -> PyResult<KernelPair<'py>> {
+    if let Ok(x) = x1.cast::<PyArray2<f64>>() {
+        kernel_typed(py, model, x, x2, want)
+    } else if let Ok(x) = x1.cast::<PyArray2<f32>>() {
+        kernel_typed(py, model, x, x2, want)
+    } else {
+        Err(wrong_array(x1, "x1"))
+    }
+}
+
+/// (nngp, ntk) diagonals of `model`.
+fn model_diagonal<'py>(py: Python<'py>, model: &Model, x: &Bound<'py, PyAny>, want: Want) -> PyResult<KernelPair<'py>> {
+    if let Ok(a) = x.cast::<PyArray2<f64>>() {
+        diagonal_typed(py, model, a, want)
+    } else if let Ok(a) = x.cast::<PyArray2<f32>>() {
+        diagonal_typed(py, model, a, want)
+    } else {
+        Err(wrong_array(x, "x1"))
     }
 }
 
@@ -238,7 +265,9 @@ impl PyMlp {
         {
             return Err(PyValueError::new_err("activation: 'external' goes with a function, and only it"));
         }
-        Ok(PyMlp { inner, external })
+        let function = external.clone().map(|f| f as crate::model::Function);
+        let model = Model::from_mlp(&inner, function).map_err(to_py_err)?;
+        Ok(PyMlp { inner, external, model })
     }
 
     /// (nngp, ntk) Gram matrices of x1 against x2 (x1 with itself when x2 is None); entries
@@ -252,14 +281,7 @@ impl PyMlp {
         nngp: bool,
         ntk: bool,
     ) -> PyResult<KernelPair<'py>> {
-        let want = want(nngp, ntk)?;
-        if let Ok(x) = x1.cast::<PyArray2<f64>>() {
-            self.kernel_typed(py, x, x2, want)
-        } else if let Ok(x) = x1.cast::<PyArray2<f32>>() {
-            self.kernel_typed(py, x, x2, want)
-        } else {
-            Err(wrong_array(x1, "x1"))
-        }
+        model_kernel(py, &self.model, x1, x2, want(nngp, ntk)?)
     }
 
     /// (nngp, ntk) diagonals k(x_i, x_i), by the exact diagonal recursion.
@@ -271,14 +293,7 @@ impl PyMlp {
         nngp: bool,
         ntk: bool,
     ) -> PyResult<KernelPair<'py>> {
-        let want = want(nngp, ntk)?;
-        if let Ok(a) = x.cast::<PyArray2<f64>>() {
-            self.diagonal_typed(py, a, want)
-        } else if let Ok(a) = x.cast::<PyArray2<f32>>() {
-            self.diagonal_typed(py, a, want)
-        } else {
-            Err(wrong_array(x, "x1"))
-        }
+        model_diagonal(py, &self.model, x, want(nngp, ntk)?)
     }
 
     fn __repr__(&self) -> String {
@@ -652,6 +667,29 @@ fn simd_level() -> &'static str {
     }
 }
 
+/// (phi(x), phi'(x)) of a core activation (`name`, `params` as `Activation::from_name` takes them)
+/// at every point of `x`: the finite networks of `ntkfast.stax` evaluate their layers with it, so
+/// finite and infinite networks share one definition of each activation.
+#[pyfunction]
+fn pointwise<'py>(
+    py: Python<'py>,
+    name: &str,
+    params: Vec<f64>,
+    x: numpy::PyReadonlyArray1<'py, f64>,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let activation = Activation::from_name(name, &params).map_err(to_py_err)?;
+    if let Activation::Series { function: crate::activation::SeriesFunction::External, .. } = activation {
+        return Err(PyValueError::new_err("activation: a Python function is evaluated in Python, not by the core"));
+    }
+    let x = x.as_array();
+    let (value, slope): (Vec<f64>, Vec<f64>) =
+        py.detach(|| x.iter().map(|&v| activation.value_and_derivative(v)).unzip());
+    let shape = x.raw_dim();
+    let value = ndarray::Array1::from_vec(value).into_shape_with_order(shape).expect("same length");
+    let slope = ndarray::Array1::from_vec(slope).into_shape_with_order(shape).expect("same length");
+    Ok((PyArray::from_owned_array(py, value).into_any(), PyArray::from_owned_array(py, slope).into_any()))
+}
+
 /// The number of threads the core runs on (set RAYON_NUM_THREADS to change it).
 #[pyfunction]
 fn num_threads() -> usize {
@@ -671,10 +709,13 @@ fn _shutdown(py: Python<'_>) {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyMlp>()?;
+    m.add_class::<model::PyModel>()?;
+    m.add_function(wrap_pyfunction!(model::check_layer, m)?)?;
     m.add_class::<PyNetwork>()?;
     m.add_class::<PyLinearized>()?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(pointwise, m)?)?;
     m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
     m.add_function(wrap_pyfunction!(eigh, m)?)?;
     m.add_function(wrap_pyfunction!(eigvalsh, m)?)?;

@@ -20,7 +20,6 @@ use crate::error::Error;
 use crate::float::{MulAdd, Real};
 use crate::hermite::{self, Rule};
 use crate::linalg::matmul;
-use crate::recursion::Diagonal;
 use crate::spec::DenseStep;
 
 /// phi (and phi' when known) at a batch of points.
@@ -276,110 +275,80 @@ pub const ERROR_TOLERANCE: f64 = 1e-10;
 /// entries may be off by about that much, relative): the Python binding warns.
 pub const ERROR_WARNING: f64 = 1e-8;
 
-/// A series activation's per-layer tables, with the quadrature degree they came from and the
-/// largest error estimate met (see `ERROR_TOLERANCE`).
-pub struct Series {
+/// One series activation's work on a set of inputs (pre-activation variances `q`): its tables,
+/// the exact diagonal maps E[phi^2] and E[phi'^2] per input, and the largest error estimate met
+/// (see `ERROR_TOLERANCE`).
+pub struct SlotSeries {
     pub tables: Tables<f64>,
-    pub degree: usize,
+    pub nngp_diag: Vec<f64>,
+    pub dot_diag: Vec<f64>,
     pub error: f64,
 }
 
-/// The diagonal recursion of an MLP with a series activation, and the per-layer tables. The
-/// quadrature degree starts at `degree` and doubles (up to `max_degree`) while the error estimate
-/// exceeds `ERROR_TOLERANCE` for some input: steep activations at large variance need more terms.
-pub fn diagonal(
-    steps: &[DenseStep<f64>],
-    f: &dyn PointwiseFn,
+/// The series of `f` for inputs of variances `q` with the `degree`-point rule.
+pub fn slot_series(f: &dyn PointwiseFn, q: &[f64], degree: usize) -> Result<SlotSeries, Error> {
+    // A degree-point rule gives accurate coefficients far beyond degree / 2 for smooth phi.
+    let rule = hermite::rule(degree)?;
+    let (n, terms) = (q.len(), rule.terms);
+    let series = layer_series(f, q, &rule)?;
+    let mut error: f64 = 0.0;
+    for i in 0..n {
+        let captured = |row: ndarray::ArrayView1<f64>, total: f64| {
+            if total > 0.0 { ((total - row.iter().map(|v| v * v).sum::<f64>()) / total).abs() } else { 0.0 }
+        };
+        // A derived phi' has no independent second moment to compare with: the share of its
+        // series in the last eighth of the terms stands in for the tail (tiny once converged).
+        let last_eighth = |row: ndarray::ArrayView1<f64>, total: f64| {
+            let late: f64 = row.iter().skip(terms - terms / 8).map(|v| v * v).sum();
+            if total > 0.0 { late / total } else { 0.0 }
+        };
+        let (b, dot) = (series.b.row(i), series.dot_diag[i]);
+        let dot_tail = if series.derived { last_eighth(b, dot) } else { captured(b, dot) };
+        error = error.max(captured(series.a.row(i), series.nngp_diag[i])).max(dot_tail);
+    }
+    let dot = (!series.derived).then_some(series.dot_diag.as_slice());
+    error = error.max(quadrature_error(f, q, degree, &series.nngp_diag, dot)?);
+    let mut tables = Tables { inv_sigma: vec![0.0; n], a: vec![0.0; terms * n], b: vec![0.0; terms * n], len: n, terms };
+    for i in 0..n {
+        tables.inv_sigma[i] = if q[i] > 0.0 { 1.0 / q[i].sqrt() } else { 0.0 };
+        for k in 0..terms {
+            tables.a[k * n + i] = series.a[[i, k]];
+            tables.b[k * n + i] = series.b[[i, k]];
+        }
+    }
+    Ok(SlotSeries { tables, nngp_diag: series.nngp_diag, dot_diag: series.dot_diag, error })
+}
+
+/// Runs `at(degree, inputs)` (a diagonal pass at one quadrature degree, returning its result and
+/// error estimate) from `degree`, doubling up to `max_degree` while the estimate exceeds
+/// `ERROR_TOLERANCE`: steep activations at large variance need more terms. The degree is first
+/// found on a few inputs spread over the input variances (each try costs O(n degree terms)),
+/// then all inputs are computed at it (doubling on if some input needs it). `fits(degree)` fails
+/// when the request's memory at that degree is too much. Returns the result and the degree.
+pub fn adaptive<R>(
     degree: usize,
     max_degree: usize,
     input_variance: &[f64],
     fits: &dyn Fn(usize) -> Result<(), Error>,
-) -> Result<(Diagonal, Series), Error> {
+    at: &dyn Fn(usize, &[f64]) -> Result<(R, f64), Error>,
+) -> Result<(R, usize), Error> {
     let mut degree = degree;
-    // Each try costs O(n degree terms): find the degree on a few inputs spread over the range of
-    // input variances first, then compute all at it (and go on doubling if some input needs it).
     const PROBES: usize = 33;
     if input_variance.len() > 2 * PROBES {
         let mut order: Vec<usize> = (0..input_variance.len()).collect();
         order.sort_by(|&i, &j| input_variance[i].total_cmp(&input_variance[j]));
         let last = order.len() - 1;
         let probes: Vec<f64> = (0..PROBES).map(|p| input_variance[order[p * last / (PROBES - 1)]]).collect();
-        degree = diagonal(steps, f, degree, max_degree, &probes, &|_| Ok(()))?.1.degree;
+        degree = adaptive(degree, max_degree, &probes, &|_| Ok(()), at)?.1;
     }
     loop {
         fits(degree)?;
-        let (diag, tables, error) = diagonal_at(steps, f, degree, input_variance)?;
+        let (result, error) = at(degree, input_variance)?;
         if error <= ERROR_TOLERANCE || degree >= max_degree {
-            return Ok((diag, Series { tables, degree, error }));
+            return Ok((result, degree));
         }
         degree = (2 * degree).min(max_degree);
     }
-}
-
-/// `diagonal` at one degree; also returns the largest error estimate met.
-fn diagonal_at(
-    steps: &[DenseStep<f64>],
-    f: &dyn PointwiseFn,
-    degree: usize,
-    input_variance: &[f64],
-) -> Result<(Diagonal, Tables<f64>, f64), Error> {
-    let depth = steps.len() - 1;
-    let n = input_variance.len();
-    // A degree-point rule gives accurate coefficients far beyond degree / 2 for smooth phi.
-    let rule = hermite::rule(degree)?;
-    let terms = rule.terms;
-    let len = depth * n;
-    let mut tables =
-        Tables { inv_sigma: vec![0.0; len], a: vec![0.0; terms * len], b: vec![0.0; terms * len], len, terms };
-    let mut variances = vec![0.0; len];
-    let mut peak: f64 = 0.0;
-    let mut error: f64 = 0.0;
-    let track = |peak: f64, v: f64| if v.is_finite() { peak.max(v.abs()) } else { f64::INFINITY };
-    let mut sigma_hat = input_variance.to_vec();
-    let mut theta_hat = vec![0.0; n];
-    for (layer, step) in steps[..depth].iter().enumerate() {
-        crate::interrupt::check()?;
-        let theta: Vec<f64> =
-            (0..n).map(|i| step.theta::<crate::float::Separate>(sigma_hat[i], theta_hat[i])).collect();
-        let q: Vec<f64> = sigma_hat.iter().map(|&s| step.sigma::<crate::float::Separate>(s)).collect();
-        peak = q.iter().chain(&theta).fold(peak, |p, &v| track(p, v));
-        if peak.is_infinite() {
-            break;
-        }
-        let series = layer_series(f, &q, &rule)?;
-        for i in 0..n {
-            let captured = |row: ndarray::ArrayView1<f64>, total: f64| {
-                if total > 0.0 { ((total - row.iter().map(|v| v * v).sum::<f64>()) / total).abs() } else { 0.0 }
-            };
-            // A derived phi' has no independent second moment to compare with: the share of its
-            // series in the last eighth of the terms stands in for the tail (tiny once converged).
-            let last_eighth = |row: ndarray::ArrayView1<f64>, total: f64| {
-                let late: f64 = row.iter().skip(terms - terms / 8).map(|v| v * v).sum();
-                if total > 0.0 { late / total } else { 0.0 }
-            };
-            let (b, dot) = (series.b.row(i), series.dot_diag[i]);
-            let dot_tail = if series.derived { last_eighth(b, dot) } else { captured(b, dot) };
-            error = error.max(captured(series.a.row(i), series.nngp_diag[i])).max(dot_tail);
-        }
-        let dot = (!series.derived).then_some(series.dot_diag.as_slice());
-        error = error.max(quadrature_error(f, &q, degree, &series.nngp_diag, dot)?);
-        for i in 0..n {
-            let index = layer * n + i;
-            variances[index] = q[i];
-            tables.inv_sigma[index] = if q[i] > 0.0 { 1.0 / q[i].sqrt() } else { 0.0 };
-            for k in 0..terms {
-                tables.a[k * len + index] = series.a[[i, k]];
-                tables.b[k * len + index] = series.b[[i, k]];
-            }
-            sigma_hat[i] = series.nngp_diag[i];
-            theta_hat[i] = theta[i] * series.dot_diag[i];
-        }
-    }
-    let readout = &steps[depth];
-    let ntk: Vec<f64> = (0..n).map(|i| readout.theta::<crate::float::Separate>(sigma_hat[i], theta_hat[i])).collect();
-    let nngp: Vec<f64> = sigma_hat.iter().map(|&s| readout.sigma::<crate::float::Separate>(s)).collect();
-    peak = ntk.iter().chain(&nngp).fold(peak, |p, &v| track(p, v));
-    Ok((Diagonal { variances, nngp, ntk, peak }, tables, error))
 }
 
 /// The dual of a series activation over both inputs' tables.

@@ -1,6 +1,6 @@
-//! The model spec: `depth` hidden (Dense, activation) pairs and a readout Dense, in
-//! neural-tangents' "ntk" or "standard" parameterization, and the per-layer affine maps the
-//! kernel recursion applies.
+//! The MLP spec: `depth` hidden (Dense, activation) pairs and a readout Dense, in
+//! neural-tangents' "ntk" or "standard" parameterization (`model::Model::from_mlp` turns it into
+//! a layer tree), and the Dense layers' affine maps on the kernels.
 
 use crate::activation::Activation;
 use crate::error::Error;
@@ -86,25 +86,5 @@ impl Mlp {
             return Err(Error::invalid("width", "must be a positive integer"));
         }
         Ok(Mlp { depth, activation, hidden, readout, parameterization })
-    }
-
-    /// The depth + 1 Dense layers' maps (hidden layers, then the readout) for inputs with
-    /// `in_dim` features.
-    pub fn dense_steps(&self, in_dim: usize) -> Vec<DenseStep<f64>> {
-        (0..=self.depth)
-            .map(|layer| {
-                let dense = if layer < self.depth { self.hidden } else { self.readout };
-                let w2 = dense.w_std * dense.w_std;
-                let b2 = dense.b_std.map_or(0.0, |b| b * b);
-                let (ntk_alpha, ntk_beta) = match self.parameterization {
-                    Parameterization::Ntk => (w2, b2),
-                    Parameterization::Standard { width } => {
-                        let fan_in = if layer == 0 { in_dim } else { width };
-                        (fan_in as f64, if dense.b_std.is_some() { 1.0 } else { 0.0 })
-                    }
-                };
-                DenseStep { w2, b2, ntk_alpha, ntk_beta }
-            })
-            .collect()
     }
 }

@@ -1,4 +1,5 @@
-"""ntkfast: infinite-width NNGP and NTK kernels of deep fully-connected networks.
+"""ntkfast: infinite-width NNGP and NTK kernels of fully-connected networks (``ntkfast.stax``:
+neural-tangents' layer language; ``MLP``: the common stack).
 
 A Rust core (multithreaded, SIMD) with neural-tangents' conventions and numbers::
 
@@ -14,7 +15,7 @@ from . import _openblas
 
 _openblas.configure()  # before the core, and with it OpenBLAS, is loaded
 
-from . import activations, demo, finite, linalg, predict  # noqa: E402, F401
+from . import activations, demo, finite, linalg, predict, stax  # noqa: E402, F401
 from ._core import __version__, num_threads, simd_level  # noqa: E402
 from .finite import Network, monte_carlo_kernel  # noqa: E402
 from .linalg import eigh, eigvalsh  # noqa: E402
@@ -26,4 +27,4 @@ from ._core import _shutdown  # noqa: E402
 _atexit.register(_shutdown)
 
 __all__ = ["MLP", "Kernel", "Network", "monte_carlo_kernel", "activations", "eigh", "eigvalsh", "finite", "linalg",
-           "predict", "num_threads", "simd_level", "__version__"]
+           "predict", "stax", "num_threads", "simd_level", "__version__"]

@@ -251,33 +251,8 @@ class MLP:
             The mean, (n_test, k) (or (n_test,) for 1-D targets) after the shape of ``t``, or a
             ``Gaussian`` with ``.mean`` and ``.cov`` (n_test, n_test).
         """
-        # Checked here under the caller's names: below, they are the x1 / x2 of self.kernel.
-        train = as_inputs(x_train, "x_train")
-        y, _ = _predict._targets(y_train)
-        if y.shape[0] != train.shape[0]:
-            raise ValueError(f"y_train: must have one row per row of x_train ({train.shape[0]}), got shape "
-                             f"{np.shape(y_train)}")
-        names = {id(train): "x_train"}
-        test = None
-        if x_test is not None:
-            test = as_inputs(x_test, "x_test")
-            if test.shape[1] != train.shape[1]:
-                raise ValueError(f"x_test: has {test.shape[1]} features but x_train has {train.shape[1]}")
-            names[id(test)] = "x_test"
-
-        def kernel_fn(x1, x2=None, *, get):
-            try:
-                return self._kernel_float64(x1, x2, get=get)
-            except Exception as exc:  # the core names them x1 / x2 (ValueError, TypeError, MemoryError)
-                first = names.get(id(x1), "x1")
-                renamed = _renamed(exc, {"x1": first, "x2": first if x2 is None else names.get(id(x2), "x2")})
-                if renamed is exc:
-                    raise
-                raise renamed from None
-
-        fn = _predict.gradient_descent_mse_ensemble(kernel_fn, train, y_train, diag_reg=diag_reg,
-                                                    diag_reg_absolute_scale=diag_reg_absolute_scale)
-        return fn(t, test, get, compute_cov)
+        return _predict.predict_with(self, x_train, y_train, x_test, t=t, get=get, compute_cov=compute_cov,
+                                     diag_reg=diag_reg, diag_reg_absolute_scale=diag_reg_absolute_scale)
 
     def init(self, in_dim: int, *, width: int, out_dim: int = 1, seed=0):
         """A finite-width ``Network`` of this spec, its weights drawn by NumPy's Generator from

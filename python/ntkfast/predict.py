@@ -723,3 +723,38 @@ def max_learning_rate(ntk_train_train, y_train_size: Optional[int] = None, momen
         raise ValueError(f"ntk_train_train: its largest eigenvalue is {top:.3g}, so no learning rate is limited by "
                          "it (an NTK is positive semi-definite and nonzero); pass eps > 0 to bound the result")
     return float(2 * (1 + momentum) * factor / (top + eps))
+
+
+def predict_with(model, x_train, y_train, x_test=None, *, t=None, get="ntk", compute_cov: bool = False,
+                 diag_reg: float = 0.0, diag_reg_absolute_scale: bool = False):
+    """``model.predict``: gradient-flow predictions with the kernels of ``model`` (an ``MLP`` or an
+    ``ntkfast.stax`` layer, through its ``_kernel_float64``), errors naming the caller's arguments."""
+    from ._arrays import as_inputs
+
+    # Checked here under the caller's names: below, they are the x1 / x2 of model.kernel.
+    train = as_inputs(x_train, "x_train")
+    y, _ = _targets(y_train)
+    if y.shape[0] != train.shape[0]:
+        raise ValueError(f"y_train: must have one row per row of x_train ({train.shape[0]}), got shape "
+                         f"{np.shape(y_train)}")
+    names = {id(train): "x_train"}
+    test = None
+    if x_test is not None:
+        test = as_inputs(x_test, "x_test")
+        if test.shape[1] != train.shape[1]:
+            raise ValueError(f"x_test: has {test.shape[1]} features but x_train has {train.shape[1]}")
+        names[id(test)] = "x_test"
+
+    def kernel_fn(x1, x2=None, *, get):
+        try:
+            return model._kernel_float64(x1, x2, get=get)
+        except Exception as exc:  # the core names them x1 / x2 (ValueError, TypeError, MemoryError)
+            first = names.get(id(x1), "x1")
+            renamed = renamed_error(exc, {"x1": first, "x2": first if x2 is None else names.get(id(x2), "x2")})
+            if renamed is exc:
+                raise
+            raise renamed from None
+
+    fn = gradient_descent_mse_ensemble(kernel_fn, train, y_train, diag_reg=diag_reg,
+                                       diag_reg_absolute_scale=diag_reg_absolute_scale)
+    return fn(t, test, get, compute_cov)

@@ -34,8 +34,16 @@ def _kernel(mlp: MLP, X, Y=None, *, names: dict, **kwargs):
         raise renamed from None
 
 
-def _mlp_of(spec) -> MLP:
-    """The MLP an estimator's or kernel's parameters describe."""
+def _mlp_of(spec):
+    """The network an estimator's or kernel's parameters describe: ``model`` when given (an ``MLP``
+    or an ``ntkfast.stax`` layer), else the MLP of ``depth``, ``activation``, ..."""
+    model = getattr(spec, "model", None)
+    if model is not None:
+        from .stax import Layer
+
+        if not isinstance(model, (MLP, Layer)):
+            raise TypeError(f"model: must be an ntkfast.MLP or an ntkfast.stax layer, got {type(model).__name__}")
+        return model
     return MLP(spec.depth, spec.activation, W_std=spec.W_std, b_std=spec.b_std, parameterization=spec.parameterization,
                width=spec.width)
 
@@ -44,7 +52,8 @@ class _NTKModel(BaseEstimator):
     """Shared parameters and the kernel regression of the two estimators."""
 
     def __init__(self, depth=3, activation="relu", W_std=2**0.5, b_std=0.1, parameterization="ntk", width=None,
-                 get="ntk", t=None, diag_reg=1e-6, diag_reg_absolute_scale=False):
+                 get="ntk", t=None, diag_reg=1e-6, diag_reg_absolute_scale=False, model=None):
+        self.model = model
         self.depth = depth
         self.activation = activation
         self.W_std = W_std
@@ -56,7 +65,7 @@ class _NTKModel(BaseEstimator):
         self.diag_reg = diag_reg
         self.diag_reg_absolute_scale = diag_reg_absolute_scale
 
-    def _mlp(self) -> MLP:
+    def _mlp(self):
         return _mlp_of(self)
 
     def _kernel_name(self) -> str:
@@ -91,7 +100,8 @@ class NTKRegressor(RegressorMixin, _NTKModel):
     output of infinitely wide networks trained by gradient flow for time ``t`` (None: converged).
 
     ``diag_reg`` (relative to the mean diagonal unless ``diag_reg_absolute_scale``) keeps the
-    solve well posed for duplicated samples. Supports several targets.
+    solve well posed for duplicated samples. Supports several targets. ``model`` (an ``MLP`` or an
+    ``ntkfast.stax`` network, e.g. with residual blocks) replaces ``depth`` ... ``width`` when given.
     """
 
     def fit(self, X, y):
@@ -131,10 +141,12 @@ class NTKKernel(Kernel):
 
     It has no tunable hyperparameters (``theta`` is empty): with ``eval_gradient=True`` the
     gradient has shape (n, n, 0), and ``GaussianProcessRegressor`` skips its optimizer.
-    ``parameterization="standard"`` needs ``width``."""
+    ``parameterization="standard"`` needs ``width``; ``model`` (an ``MLP`` or an ``ntkfast.stax``
+    network) replaces ``depth`` ... ``width`` when given."""
 
     def __init__(self, depth=3, activation="relu", W_std=2**0.5, b_std=0.1, parameterization="ntk", width=None,
-                 get="ntk"):
+                 get="ntk", model=None):
+        self.model = model
         self.depth = depth
         self.activation = activation
         self.W_std = W_std
@@ -143,7 +155,7 @@ class NTKKernel(Kernel):
         self.width = width
         self.get = get
 
-    def _mlp(self) -> MLP:
+    def _mlp(self):
         return _mlp_of(self)
 
     def _kernel_name(self) -> str:
@@ -168,6 +180,8 @@ class NTKKernel(Kernel):
         return False
 
     def __repr__(self):
+        if self.model is not None:
+            return f"NTKKernel(model={self.model!r}, get={self.get!r})"
         spec = ("" if self.parameterization == "ntk"
                 else f", parameterization={self.parameterization!r}, width={self.width}")
         return (f"NTKKernel(depth={self.depth}, activation={self.activation!r}, W_std={self.W_std}, "

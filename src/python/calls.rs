@@ -2,7 +2,7 @@
 //! Ctrl-C, never under a finalising interpreter, with core errors (and, defensively, panics)
 //! mapped to Python exceptions once, here.
 
-use pyo3::exceptions::{PyKeyboardInterrupt, PyMemoryError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyMemoryError, PyNotImplementedError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::RwLock;
@@ -16,6 +16,7 @@ pub(super) fn to_py_err(err: Error) -> PyErr {
     match err {
         Error::OutOfMemory { .. } => PyMemoryError::new_err(err.to_string()),
         Error::InvalidArgument { .. } | Error::Overflow { .. } => PyValueError::new_err(err.to_string()),
+        Error::Unsupported { .. } => PyNotImplementedError::new_err(err.to_string()),
         Error::Interrupted => PyKeyboardInterrupt::new_err("the ntkfast core call was interrupted"),
     }
 }

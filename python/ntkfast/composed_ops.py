@@ -1,0 +1,318 @@
+"""The passes of ``ntkfast.composed`` over a layer tree of ``ntkfast.stax``, in NumPy (float64).
+
+* ``check_params``: neural-tangents' nested parameters as float64 arrays, the nesting checked
+  against the tree (errors name ``params`` and the entry: ``params[1][0]``);
+* ``forward``: outputs and what the other passes need (Dense inputs, phi', LayerNorm's outputs
+  and scales, FanInProd's inputs);
+* ``backward``: vector-Jacobian products of a stack of cotangents (m, n, width), calling
+  ``visit(dense, p, h, g)`` at every Dense layer with its input h (n, fan_in) and the cotangents g
+  (m, n, out_dim) of its output, from which parameter gradients and empirical NTKs follow;
+* ``tangent``: the Jacobian-vector product along a parameter change (for linearised networks).
+
+Values flowing between layers are (n, width) arrays, or lists of them after ``FanOut`` and
+``parallel``. A Dense layer is z = w_scale h W + b_scale b: "ntk" w_scale = W_std / sqrt(fan_in),
+b_scale = b_std (W, b stored unscaled); "standard" w_scale = b_scale = 1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from . import activations as _act
+from . import stax
+from .finite import _finite_float64
+
+_GELU_TANH = _act.Numerical("gelu_tanh")._core_spec()
+
+
+def _short(layer) -> str:
+    text = repr(layer)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _describe(value) -> str:
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of length {len(value)}"
+    shape = getattr(value, "shape", None)
+    return f"an array of shape {tuple(shape)}" if shape is not None else type(value).__name__
+
+
+def _array(value, what: str, copy: bool) -> np.ndarray:
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # noqa: BLE001 - named below
+        raise TypeError(f"params: {what} could not be converted to an array: {exc}") from None
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"params: {what} must hold real numbers, got dtype {arr.dtype}")
+    out = _finite_float64(arr, what)
+    return out.copy() if copy and out is arr else out
+
+
+def check_params(layer, params, where: str = "params", copy: bool = False):
+    """``params`` as the tree passes take it: Dense -> (W, b) with W (fan_in, out_dim) and b
+    (out_dim,) or None, float64 and finite; serial / parallel -> a tuple of their children's;
+    every other layer -> (). ``copy``: never the caller's arrays."""
+    if isinstance(layer, stax.Dense):
+        if not isinstance(params, (tuple, list)) or len(params) != 2:
+            raise TypeError(f"params: {where} is for {_short(layer)} and must be a pair (W, b); got "
+                            f"{_describe(params)}")
+        w = _array(params[0], f"{where}[0] (W of {_short(layer)})", copy)
+        if w.ndim != 2 or w.shape[1] != layer.out_dim:
+            raise ValueError(f"params: {where}[0] (W of {_short(layer)}) must have shape (fan_in, {layer.out_dim}), "
+                             f"got {w.shape}")
+        b = params[1]
+        if b is not None:
+            if layer.b_std is None and layer.parameterization == "ntk":
+                raise ValueError(f"params: {where}[1] must be None: {_short(layer)} has b_std=None (no bias)")
+            b = _array(b, f"{where}[1] (b of {_short(layer)})", copy)
+            if b.ndim not in (1, 2) or b.size != layer.out_dim or (b.ndim == 2 and b.shape[0] != 1):
+                raise ValueError(f"params: {where}[1] (b of {_short(layer)}) must have shape (1, {layer.out_dim}) "
+                                 f"or ({layer.out_dim},), got {b.shape}")
+            b = b.reshape(-1)
+        return (w, b)
+    if isinstance(layer, (stax.Serial, stax.Parallel)):
+        kind = "serial" if isinstance(layer, stax.Serial) else "parallel"
+        n = len(layer.layers)
+        if not isinstance(params, (tuple, list)) or len(params) != n:
+            raise TypeError(f"params: {where} is for a {kind} of {n} layers and must be a tuple of {n} entries, got "
+                            f"{_describe(params)} ({_short(layer)})")
+        return tuple(check_params(child, p, f"{where}[{i}]", copy)
+                     for i, (child, p) in enumerate(zip(layer.layers, params)))
+    if not isinstance(layer, stax.Layer):
+        raise TypeError(f"layer: must be an ntkfast.stax layer, got {type(layer).__name__}")
+    if not (isinstance(params, (tuple, list)) and len(params) == 0):
+        raise TypeError(f"params: {where} is for {_short(layer)}, which has no parameters: expected (), got "
+                        f"{_describe(params)}")
+    return ()
+
+
+def scales(layer, w: np.ndarray) -> tuple[float, float]:
+    """(w_scale, b_scale) of a Dense layer whose W is ``w``."""
+    if layer.parameterization == "ntk":
+        return layer.W_std / np.sqrt(w.shape[0]), (0.0 if layer.b_std is None else layer.b_std)
+    return 1.0, 1.0
+
+
+def dense_params(layer, params):
+    """(dense layer, its (W, b)) for every Dense layer of the tree, in order."""
+    if isinstance(layer, stax.Dense):
+        yield layer, params
+    elif isinstance(layer, (stax.Serial, stax.Parallel)):
+        for child, p in zip(layer.layers, params):
+            yield from dense_params(child, p)
+
+
+def map_dense(layer, params, fn):
+    """The tree of ``params`` with every Dense layer's (W, b) replaced by ``fn(dense, (W, b))``."""
+    if isinstance(layer, stax.Dense):
+        return fn(layer, params)
+    if isinstance(layer, (stax.Serial, stax.Parallel)):
+        return tuple(map_dense(child, p, fn) for child, p in zip(layer.layers, params))
+    return ()
+
+
+def has_params(layer) -> bool:
+    if isinstance(layer, stax.Dense):
+        return True
+    return isinstance(layer, (stax.Serial, stax.Parallel)) and any(map(has_params, layer.layers))
+
+
+def _real_values(out, z: np.ndarray, name: str) -> np.ndarray:
+    arr = np.asarray(out, dtype=np.float64)
+    if arr.shape != z.shape:
+        raise ValueError(f"{name}: returned shape {arr.shape} for input shape {z.shape}")
+    return arr
+
+
+def pointwise(layer, z: np.ndarray, grad: bool):
+    """(phi(z), phi'(z) or None) of an activation layer."""
+    act, flat = layer.activation, np.ascontiguousarray(z, dtype=np.float64).reshape(-1)
+    if flat.size == 0:  # (a shape check: user functions need not take empty arrays)
+        return z.copy(), (z.copy() if grad else None)
+    if isinstance(act, _act.Numerical) and not isinstance(act.fn, str):
+        fn, dfn = act._core_function()
+        y = _real_values(fn(flat), flat, "fn")
+        if not grad:
+            return y.reshape(z.shape), None
+        if dfn is not None:
+            dy = _real_values(dfn(flat), flat, "dfn")
+        else:  # central differences, as the core takes them
+            step = 1e-5 * np.maximum(1.0, np.abs(flat))
+            dy = (_real_values(fn(flat + step), flat, "fn") - _real_values(fn(flat - step), flat, "fn")) / (2 * step)
+        return y.reshape(z.shape), dy.reshape(z.shape)
+    name, params = _GELU_TANH if layer.approximate and isinstance(act, _act.Gelu) else act._core_spec()
+    y, dy = _core.pointwise(name, params, flat)
+    return y.reshape(z.shape), (dy.reshape(z.shape) if grad else None)
+
+
+def _same_shapes(xs, layer):
+    if any(x.shape != xs[0].shape for x in xs):
+        raise ValueError(f"x: {_short(layer)} needs inputs of one shape, got {[x.shape for x in xs]}")
+
+
+def forward(layer, params, x, grad: bool = True, where: str = "params"):
+    """(output, cache) of the layer on ``x``; ``grad=False`` skips what only the other passes need."""
+    if isinstance(layer, stax.Dense):
+        w, b = params
+        if isinstance(x, list) or x.shape[1] != w.shape[0]:
+            got = f"{len(x)} inputs" if isinstance(x, list) else f"inputs of {x.shape[1]} features"
+            raise ValueError(f"x, params: {where}[0] (W of {_short(layer)}) has shape {w.shape}, for inputs of "
+                             f"{w.shape[0]} features, but the layer gets {got}")
+        w_scale, b_scale = scales(layer, w)
+        z = x @ w
+        if w_scale != 1.0:
+            z *= w_scale
+        if b is not None:
+            z += b_scale * b
+        return z, x
+    if isinstance(layer, stax.Serial):
+        caches = []
+        for i, (child, p) in enumerate(zip(layer.layers, params)):
+            x, cache = forward(child, p, x, grad, f"{where}[{i}]")
+            caches.append(cache)
+        return x, caches
+    if isinstance(layer, stax.Parallel):
+        if not isinstance(x, list) or len(x) != len(layer.layers):
+            got = f"{len(x)} inputs" if isinstance(x, list) else "one input"
+            raise ValueError(f"x: a parallel of {len(layer.layers)} branches needs as many inputs, got {got}")
+        outs = [forward(child, p, xi, grad, f"{where}[{i}]")
+                for i, (child, p, xi) in enumerate(zip(layer.layers, params, x))]
+        return [o[0] for o in outs], [o[1] for o in outs]
+    if isinstance(layer, stax.FanOut):
+        return [x] * layer.num, None
+    if isinstance(layer, (stax.FanInSum, stax.FanInProd)):
+        if not isinstance(x, list):
+            return x, "single"  # a leading FanIn of the network's one input
+        xs = x
+        _same_shapes(xs, layer)
+        out = xs[0].copy()
+        for xi in xs[1:]:
+            if isinstance(layer, stax.FanInSum):
+                out += xi
+            else:
+                out *= xi
+        return out, (len(xs) if isinstance(layer, stax.FanInSum) else xs)
+    if isinstance(x, list):
+        raise ValueError(f"x: {_short(layer)} takes one input, got {len(x)} (end branches with FanInSum() or "
+                         "FanInProd())")
+    if isinstance(layer, stax.Identity):
+        return x, None
+    if isinstance(layer, stax.Elementwise):
+        return pointwise(layer, x, grad)
+    if isinstance(layer, stax.LayerNorm):
+        centred = x - x.mean(axis=-1, keepdims=True)
+        s = np.sqrt(np.mean(centred * centred, axis=-1, keepdims=True) + layer.eps)
+        y = centred / s
+        return y, (y, s)
+    raise TypeError(f"layer: {_short(layer)} is not supported in finite networks")
+
+
+def backward(layer, params, cache, g, visit, need: bool = True):
+    """The cotangents of the layer's input from those of its output, ``g``: (m, n, width) arrays
+    (a list for several outputs), each of the m rows of the stack pulled back on its own;
+    ``visit(dense, p, h, g)`` is called at every Dense layer. Returns None if not ``need``."""
+    if isinstance(layer, stax.Dense):
+        visit(layer, params, cache, g)
+        if not need:
+            return None
+        w_scale = scales(layer, params[0])[0]
+        back = g @ params[0].T
+        if w_scale != 1.0:
+            back *= w_scale
+        return back
+    if isinstance(layer, stax.Serial):
+        before = [False] + [has_params(child) for child in layer.layers[:-1]]
+        before = np.logical_or.accumulate(before)  # a parameter upstream of child i
+        for i in range(len(layer.layers) - 1, -1, -1):
+            g = backward(layer.layers[i], params[i], cache[i], g, visit, need or bool(before[i]))
+        return g
+    if isinstance(layer, stax.Parallel):
+        return [backward(child, p, c, gi, visit, need)
+                for child, p, c, gi in zip(layer.layers, params, cache, g)]
+    if not need:
+        return None
+    if isinstance(cache, str):  # a FanIn of a single input
+        return g
+    if isinstance(layer, stax.FanOut):
+        total = g[0].copy()
+        for gi in g[1:]:
+            total += gi
+        return total
+    if isinstance(layer, stax.FanInSum):
+        return [g] * cache
+    if isinstance(layer, stax.FanInProd):
+        return [g * _product(cache, skip=i) for i in range(len(cache))]
+    if isinstance(layer, stax.Identity):
+        return g
+    if isinstance(layer, stax.Elementwise):
+        return g * cache
+    if isinstance(layer, stax.LayerNorm):
+        y, s = cache  # dy_i/dx_j = (delta_ij - 1/d - y_i y_j / d) / s: symmetric
+        return (g - g.mean(axis=-1, keepdims=True) - y * np.mean(g * y, axis=-1, keepdims=True)) / s
+    raise TypeError(f"layer: {_short(layer)} is not supported in finite networks")
+
+
+def _product(xs, skip: int):
+    out = None
+    for j, xj in enumerate(xs):
+        if j != skip:
+            out = xj.copy() if out is None else out * xj
+    return out if out is not None else np.ones_like(xs[0])
+
+
+def tangent(layer, params, delta, cache, dx):
+    """The change of the layer's output along the parameter change ``delta`` (same tree as
+    ``params``) and input change ``dx`` (None: zero), to first order: a JVP at ``cache``."""
+    if isinstance(layer, stax.Dense):
+        (w, _), (dw, db), h = params, delta, cache
+        w_scale, b_scale = scales(layer, w)
+        dz = h @ dw if dx is None else h @ dw + dx @ w
+        if w_scale != 1.0:
+            dz *= w_scale
+        if db is not None:
+            dz += b_scale * db
+        return dz
+    if isinstance(layer, stax.Serial):
+        for child, p, d, c in zip(layer.layers, params, delta, cache):
+            dx = tangent(child, p, d, c, dx)
+        return dx
+    if isinstance(layer, stax.Parallel):
+        dx = [None] * len(layer.layers) if dx is None else dx
+        return [tangent(child, p, d, c, di) for child, p, d, c, di in zip(layer.layers, params, delta, cache, dx)]
+    if dx is None or isinstance(dx, list) and all(d is None for d in dx):
+        return [None] * layer.num if isinstance(layer, stax.FanOut) else None
+    if isinstance(cache, str):  # a FanIn of a single input
+        return dx
+    if isinstance(layer, stax.FanOut):
+        return [dx] * layer.num
+    if isinstance(layer, stax.FanInSum):
+        return sum(d for d in dx if d is not None)
+    if isinstance(layer, stax.FanInProd):
+        return sum(d * _product(cache, skip=i) for i, d in enumerate(dx) if d is not None)
+    if isinstance(layer, stax.Identity):
+        return dx
+    if isinstance(layer, stax.Elementwise):
+        return dx * cache
+    if isinstance(layer, stax.LayerNorm):
+        y, s = cache
+        return (dx - dx.mean(axis=-1, keepdims=True) - y * np.mean(dx * y, axis=-1, keepdims=True)) / s
+    raise TypeError(f"layer: {_short(layer)} is not supported in finite networks")
+
+
+def first_fan_in(layer, params):
+    """The input width: the fan-in of the first Dense layer (every layer upstream of it keeps the
+    width), or None if the tree has none."""
+    for _, (w, _) in dense_params(layer, params):
+        return w.shape[0]
+    return None
+
+
+def cache_floats(cache) -> tuple[int, int]:
+    """(entries per row, widest row) of the (n, width) arrays in a forward cache."""
+    if isinstance(cache, np.ndarray):
+        return cache.shape[-1], cache.shape[-1]
+    if isinstance(cache, (list, tuple)):
+        sizes = [cache_floats(c) for c in cache]
+        return sum(s[0] for s in sizes), max((s[1] for s in sizes), default=0)
+    return 0, 0

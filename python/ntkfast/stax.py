@@ -1,0 +1,515 @@
+"""``ntkfast.stax``: neural-tangents' layer language on ntkfast's core.
+
+Migrating is one changed import::
+
+    from ntkfast import stax          # was: from neural_tangents import stax
+
+    init_fn, apply_fn, kernel_fn = stax.serial(
+        stax.Dense(512, W_std=1.5, b_std=0.05), stax.Relu(),
+        stax.Dense(512, W_std=1.5, b_std=0.05), stax.Relu(),
+        stax.Dense(1, W_std=1.5, b_std=0.05))
+    k = kernel_fn(x1, x2, get="ntk")     # NumPy in, NumPy out
+
+Layers are values: every layer and combinator returns a ``Layer`` that unpacks as
+``(init_fn, apply_fn, kernel_fn)`` with neural-tangents' signatures, conventions and numbers, and
+also has ``.kernel``, ``.predict`` and ``.init`` (a finite ``ComposedNetwork``). The whole tree is
+compiled once into the core's per-tile program: consecutive Dense + activation pairs run fused,
+branches (``FanOut``, ``parallel``, ``FanInSum``, ``FanInProd``) and ``LayerNorm`` are steps of it.
+
+Conventions (neural-tangents'): ``Dense(out_dim, W_std=1., b_std=None, parameterization='ntk')``;
+the input kernel is x1.x2 / d; an activation needs Gaussian inputs (a Dense, possibly followed by
+``LayerNorm``, ``Identity`` or a ``FanInSum`` of Gaussian branches, before it); ``FanInSum`` adds
+kernels of independent Gaussian branches, ``FanInProd`` multiplies them (product rule for the NTK);
+``LayerNorm`` divides by the square roots of the diagonals (plus ``eps``). ``out_dim`` matters to
+the kernels only in the "standard" parameterization, through the fan-in of the next Dense.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Optional
+
+import numpy as np
+
+from . import _core
+from . import activations as _act
+from . import predict as _predict
+from ._arrays import as_input_pair, as_inputs
+from .models import Kernel, _parse_get
+
+__all__ = [
+    "Layer", "serial", "parallel", "FanOut", "FanInSum", "FanInProd", "Identity", "Dense", "LayerNorm",
+    "Relu", "LeakyRelu", "ABRelu", "Abs", "Erf", "Sigmoid_like", "Gelu", "Sign", "Sin", "Cos", "Rbf", "Gabor",
+    "Exp", "Gaussian", "Monomial", "RectifiedMonomial", "ElementwiseNumerical", "Elementwise",
+    "Tanh", "Softplus", "Silu", "Swish", "Elu", "Selu", "Sigmoid", "GeluTanh",
+]
+
+
+def _real(value, name: str, allow_none: bool = False) -> Optional[float]:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        kind = "a real number or None" if allow_none else "a real number"
+        raise TypeError(f"{name}: must be {kind}, got {type(value).__name__}")
+    return float(value)
+
+
+def _count(value, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: must be an integer, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name}: must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def as_seed(key):
+    """An integer seed (or Generator) from ``key``: an int, a NumPy Generator / SeedSequence, or a JAX
+    PRNGKey (its uint32 words become the seed: migrated scripts run, the draws differ from JAX's)."""
+    if isinstance(key, (np.random.Generator, np.random.SeedSequence)) or key is None:
+        return key
+    if isinstance(key, numbers.Integral) and not isinstance(key, bool):
+        return int(key)
+    try:
+        words = np.asarray(key)
+    except Exception:  # noqa: BLE001 - anything not array-like is named below
+        words = None
+    if words is not None and words.dtype.kind in "ui" and words.size > 0:
+        return [int(w) for w in words.reshape(-1).astype(np.uint64)]
+    raise TypeError(f"key: must be an integer seed, a NumPy Generator or a JAX PRNGKey, got {type(key).__name__}")
+
+
+class Layer:
+    """A layer or a composition of layers: a value.
+
+    Unpacks as ``init_fn, apply_fn, kernel_fn = layer`` (neural-tangents' triple). ``n_in`` is the
+    number of inputs it takes (``None``: any number, for ``FanInSum``/``FanInProd``), ``n_out`` the
+    number it returns.
+    """
+
+    n_in: Optional[int] = 1
+    n_out: int = 1
+
+    # -- the triple -------------------------------------------------------------------------------
+    def __iter__(self):
+        return iter((self.init_fn, self.apply_fn, self.kernel_fn))
+
+    def __len__(self) -> int:
+        return 3
+
+    def __getitem__(self, index):
+        return (self.init_fn, self.apply_fn, self.kernel_fn)[index]
+
+    def init_fn(self, key, input_shape):
+        """``(output_shape, params)``: parameters in neural-tangents' layout (nested tuples; a Dense
+        layer's ``(W, b)`` with W of shape (fan_in, out_dim), b of shape (1, out_dim) or None)."""
+        rng = np.random.default_rng(as_seed(key))
+        return self._init(rng, _shape(input_shape, self.n_in))
+
+    def apply_fn(self, params, inputs, **kwargs):
+        """The finite network's outputs on ``inputs`` (NumPy in, NumPy out), with neural-tangents'
+        own parameters (converted to NumPy) or those of ``init_fn``."""
+        from . import composed
+
+        _no_kwargs(kwargs, "apply_fn", allowed=("rng", "mask"))
+        return composed.apply(self, params, inputs)
+
+    def kernel_fn(self, x1, x2=None, get=None, **kwargs):
+        """Infinite-width kernels: ``get=None`` gives a ``Kernel`` with ``.nngp`` and ``.ntk``; a string
+        that array; a tuple a ``Kernel`` unpacking in its order. float32 inputs give float32."""
+        _no_kwargs(kwargs, "kernel_fn", allowed=())
+        if get is None:
+            return self.kernel(x1, x2, get=("nngp", "ntk"))
+        return self.kernel(x1, x2, get=get)
+
+    # -- ntkfast's methods ------------------------------------------------------------------------
+    def _compiled(self):
+        spec = getattr(self, "_spec", None)
+        if spec is None:
+            if self.n_in not in (1, None) or self.n_out != 1:
+                raise ValueError(f"layers: the network takes {self.n_in} inputs and returns {self.n_out} "
+                                 "outputs; a kernel needs one input and one output (end the branches with "
+                                 "FanInSum() or FanInProd())")
+            spec = _core.Model(self._tree())
+            object.__setattr__(self, "_spec", spec)
+        return spec
+
+    def kernel(self, x1, x2=None, *, get=("nngp", "ntk"), diagonal: bool = False):
+        """Infinite-width NNGP and/or NTK between the rows of ``x1`` and ``x2`` (as ``MLP.kernel``)."""
+        names, single = _parse_get(get)
+        want = {"nngp": "nngp" in names, "ntk": "ntk" in names}
+        if not isinstance(diagonal, (bool, np.bool_)):
+            raise TypeError(f"diagonal: must be True or False, got {diagonal!r}")
+        spec = self._compiled()
+        if diagonal:
+            if x2 is not None:
+                raise ValueError("diagonal: diagonal=True returns k(x1_i, x1_i) and takes x2=None")
+            nngp, ntk = spec.kernel_diagonal(as_inputs(x1, "x1"), **want)
+        else:
+            a, b = as_input_pair(x1, x2)
+            nngp, ntk = spec.kernel(a, b, **want)
+        result = Kernel(nngp, ntk, names)
+        return result[names[0]] if single else result
+
+    def _kernel_float64(self, x1, x2=None, *, get=("nngp", "ntk")):
+        a = np.asarray(as_inputs(x1, "x1"), dtype=np.float64)
+        b = None if x2 is None else np.asarray(as_inputs(x2, "x2"), dtype=np.float64)
+        return self.kernel(a, b, get=get)
+
+    def predict(self, x_train, y_train, x_test=None, *, t=None, get="ntk", compute_cov: bool = False,
+                diag_reg: float = 0.0, diag_reg_absolute_scale: bool = False):
+        """Gradient-flow predictions of the infinite ensemble (as ``MLP.predict``)."""
+        return _predict.predict_with(self, x_train, y_train, x_test, t=t, get=get, compute_cov=compute_cov,
+                                     diag_reg=diag_reg, diag_reg_absolute_scale=diag_reg_absolute_scale)
+
+    def init(self, in_dim: int, *, seed=0):
+        """A finite-width ``ComposedNetwork`` of this spec, its weights drawn from ``seed``."""
+        from . import composed
+
+        return composed.ComposedNetwork.initialize(self, in_dim, seed)
+
+    def __reduce__(self):
+        return (type(self)._rebuild, (self._state(),))
+
+    @classmethod
+    def _rebuild(cls, state):
+        new = cls.__new__(cls)
+        new.__dict__.update(state)
+        return new
+
+    def _state(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_spec"}
+
+
+def _no_kwargs(kwargs: dict, where: str, allowed) -> None:
+    unknown = sorted(k for k in kwargs if k not in allowed)
+    if unknown:
+        raise TypeError(f"{where}: unsupported keyword argument(s) {', '.join(unknown)}")
+
+
+def _shape(input_shape, n_in):
+    """``input_shape`` as a tuple (or a list of tuples for layers of several inputs)."""
+    if n_in == 1:
+        if isinstance(input_shape, list):
+            raise ValueError(f"input_shape: this layer takes one input, got a list of {len(input_shape)} shapes")
+        return tuple(int(s) for s in input_shape)
+    if not isinstance(input_shape, (list, tuple)) or not all(isinstance(s, (list, tuple)) for s in input_shape):
+        raise ValueError(f"input_shape: this layer takes several inputs: pass a list of shapes, got {input_shape!r}")
+    return [tuple(int(v) for v in s) for s in input_shape]
+
+
+# -- layers ---------------------------------------------------------------------------------------
+
+class Dense(Layer):
+    """``Dense(out_dim, W_std=1., b_std=None, parameterization='ntk')``: neural-tangents' Dense."""
+
+    def __init__(self, out_dim: int, W_std: float = 1.0, b_std: Optional[float] = None, batch_axis: int = 0,
+                 channel_axis: int = -1, parameterization: str = "ntk", s=(1, 1)):
+        self.out_dim = _count(out_dim, "out_dim")
+        self.W_std = _real(W_std, "W_std")
+        self.b_std = _real(b_std, "b_std", allow_none=True)
+        if not isinstance(parameterization, str):
+            raise TypeError(f"parameterization: must be 'ntk' or 'standard', got {type(parameterization).__name__}")
+        self.parameterization = parameterization.lower()
+        if self.parameterization not in ("ntk", "standard"):
+            raise ValueError(f"parameterization: must be 'ntk' or 'standard', got {parameterization!r}")
+        if (batch_axis, channel_axis) not in ((0, -1), (0, 1)):
+            raise NotImplementedError("batch_axis, channel_axis: fully-connected inputs are (batch, features): "
+                                      f"only batch_axis=0, channel_axis=-1 are supported, got {batch_axis}, "
+                                      f"{channel_axis}")
+        if tuple(s) != (1, 1):
+            raise NotImplementedError(f"s: only s=(1, 1) is supported, got {s!r}")
+        _core.check_layer(self._tree())  # the core validates the values (W_std > 0, b_std >= 0)
+
+    def _tree(self):
+        return ("dense", self.out_dim, self.W_std, self.b_std, self.parameterization)
+
+    def _init(self, rng, shape):
+        fan_in = shape[-1]
+        w = rng.standard_normal((fan_in, self.out_dim))
+        b = None if self.b_std is None else rng.standard_normal((1, self.out_dim))
+        if self.parameterization == "standard":
+            w *= self.W_std / np.sqrt(fan_in)
+            b = None if b is None else b * self.b_std
+        return shape[:-1] + (self.out_dim,), (w, b)
+
+    def __repr__(self) -> str:
+        extra = "" if self.parameterization == "ntk" else f", parameterization={self.parameterization!r}"
+        return f"Dense({self.out_dim}, W_std={self.W_std!r}, b_std={self.b_std!r}{extra})"
+
+
+class _Stateless(Layer):
+    """A layer without parameters that keeps the shape of its input."""
+
+    def _init(self, rng, shape):
+        return shape, ()
+
+
+class Identity(_Stateless):
+    """``Identity()``: passes its input through."""
+
+    def _tree(self):
+        return ("identity",)
+
+    def __repr__(self) -> str:
+        return "Identity()"
+
+
+class LayerNorm(_Stateless):
+    """``LayerNorm(axis=-1, eps=1e-12)``: (x - mean) / sqrt(var + eps) over the features; in the
+    kernel, division by sqrt((k(x1, x1) + eps)(k(x2, x2) + eps)). Needs Gaussian inputs."""
+
+    def __init__(self, axis=-1, eps: float = 1e-12, batch_axis: int = 0, channel_axis: int = -1):
+        axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+        if any(a not in (-1, 1) for a in axes) or batch_axis != 0 or channel_axis not in (-1, 1):
+            raise NotImplementedError(f"axis: fully-connected LayerNorm normalises the features (axis=-1), "
+                                      f"got axis={axis!r}")
+        self.axis = -1
+        self.eps = _real(eps, "eps")
+        _core.check_layer(self._tree())  # the core validates eps
+
+    def _tree(self):
+        return ("layernorm", self.eps)
+
+    def __repr__(self) -> str:
+        return f"LayerNorm(eps={self.eps!r})"
+
+
+class FanOut(Layer):
+    """``FanOut(num)``: ``num`` copies of its input, for branches."""
+
+    def __init__(self, num: int):
+        self.num = _count(num, "num")
+        self.n_out = self.num
+
+    def _tree(self):
+        return ("fanout", self.num)
+
+    def _init(self, rng, shape):
+        return [shape] * self.num, ()
+
+    def __repr__(self) -> str:
+        return f"FanOut({self.num})"
+
+
+class _FanIn(Layer):
+    n_in = None
+
+    def _init(self, rng, shapes):
+        if not isinstance(shapes, list):  # one input: passed through
+            return tuple(shapes), ()
+        if any(s[-1] != shapes[0][-1] for s in shapes):
+            raise ValueError(f"input_shape: {self!r} needs inputs of one shape, got {shapes}")
+        return shapes[0], ()
+
+
+class FanInSum(_FanIn):
+    """``FanInSum()``: the sum of its inputs (their kernels add: independent Gaussian branches)."""
+
+    def _tree(self):
+        return ("faninsum",)
+
+    def __repr__(self) -> str:
+        return "FanInSum()"
+
+
+class FanInProd(_FanIn):
+    """``FanInProd()``: the elementwise product of its inputs (kernels multiply; the NTK by the
+    product rule)."""
+
+    def _tree(self):
+        return ("faninprod",)
+
+    def __repr__(self) -> str:
+        return "FanInProd()"
+
+
+class Elementwise(_Stateless):
+    """An activation layer: ``phi`` applied to every feature (an ``ntkfast.activations`` object)."""
+
+    def __init__(self, activation, name: Optional[str] = None, approximate: bool = False):
+        self.activation = _act.get(activation)
+        self.name = name or repr(self.activation)
+        self.approximate = bool(approximate)
+
+    def _tree(self):
+        core_name, params = self.activation._core_spec()
+        function = getattr(self.activation, "_core_function", lambda: None)()
+        return ("activation", core_name, [float(p) for p in params], function, self.name)
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class _Combinator(Layer):
+    def __init__(self, layers, kind: str):
+        self.layers = tuple(_as_layer(layer, f"{kind}[{i}]") for i, layer in enumerate(layers))
+        if not self.layers:
+            raise ValueError(f"layers: {kind}() needs at least one layer")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__.lower()}({', '.join(map(repr, self.layers))})"
+
+
+class Serial(_Combinator):
+    """``serial(*layers)``: the layers one after another."""
+
+    def __init__(self, layers):
+        super().__init__(layers, "serial")
+        self.n_in, self.n_out = self.layers[0].n_in, self.layers[-1].n_out
+        width = self.layers[0].n_out
+        for i, layer in enumerate(self.layers[1:], 1):
+            if layer.n_in is not None and layer.n_in != width:
+                raise ValueError(f"layers: serial[{i}] {layer!r} takes {layer.n_in} input(s) but serial[{i - 1}] "
+                                 f"returns {width}")
+            width = layer.n_out
+        if self.n_in is None:
+            self.n_in = 1  # (a leading FanIn of one input)
+
+    def _tree(self):
+        return ("serial", [layer._tree() for layer in self.layers])
+
+    def _init(self, rng, shape):
+        params = []
+        for layer in self.layers:
+            shape, p = layer._init(rng, shape)
+            params.append(p)
+        return shape, tuple(params)
+
+
+class Parallel(_Combinator):
+    """``parallel(*layers)``: layer i applied to input i."""
+
+    def __init__(self, layers):
+        super().__init__(layers, "parallel")
+        for i, layer in enumerate(self.layers):
+            if layer.n_in not in (1, None) or layer.n_out != 1:
+                raise ValueError(f"layers: parallel[{i}] {layer!r} must take one input and return one output")
+        self.n_in = self.n_out = len(self.layers)
+
+    def _tree(self):
+        return ("parallel", [layer._tree() for layer in self.layers])
+
+    def _init(self, rng, shapes):
+        if not isinstance(shapes, list) or len(shapes) != len(self.layers):
+            raise ValueError(f"input_shape: parallel of {len(self.layers)} branches needs a list of as many shapes, "
+                             f"got {shapes!r}")
+        out = [layer._init(rng, s) for layer, s in zip(self.layers, shapes)]
+        return [o[0] for o in out], tuple(o[1] for o in out)
+
+
+def _as_layer(layer, where: str) -> Layer:
+    """A ``Layer`` from a layer, or from an (init_fn, apply_fn, kernel_fn) triple unpacked from one."""
+    if isinstance(layer, Layer):
+        return layer
+    if isinstance(layer, tuple) and len(layer) == 3:
+        owner = getattr(layer[2], "__self__", None)
+        if isinstance(owner, Layer):
+            return owner
+    raise TypeError(f"layers: {where} must be an ntkfast.stax layer, got {type(layer).__name__} (neural-tangents' "
+                    "own layers cannot be mixed in: import them from ntkfast.stax)")
+
+
+def serial(*layers) -> Serial:
+    """The layers one after another (neural-tangents' ``stax.serial``)."""
+    return Serial(layers)
+
+
+def parallel(*layers) -> Parallel:
+    """Layer i on input i (neural-tangents' ``stax.parallel``)."""
+    return Parallel(layers)
+
+
+# -- activations under neural-tangents' names ------------------------------------------------------
+
+def Relu() -> Elementwise:
+    return Elementwise(_act.Relu(), "Relu()")
+
+
+def LeakyRelu(alpha: float) -> Elementwise:
+    return Elementwise(_act.LeakyRelu(alpha), f"LeakyRelu({alpha!r})")
+
+
+def ABRelu(a: float, b: float) -> Elementwise:
+    return Elementwise(_act.ABRelu(a, b), f"ABRelu({a!r}, {b!r})")
+
+
+def Abs() -> Elementwise:
+    return Elementwise(_act.Abs(), "Abs()")
+
+
+def Erf(a: float = 1.0, b: float = 1.0, c: float = 0.0) -> Elementwise:
+    return Elementwise(_act.Erf(a, b, c), f"Erf({a!r}, {b!r}, {c!r})")
+
+
+def Sigmoid_like() -> Elementwise:
+    return Elementwise(_act.SigmoidLike(), "Sigmoid_like()")
+
+
+def Gelu(approximate: bool = False) -> Elementwise:
+    """The GELU x Phi(x); its kernels are exact. ``approximate=True`` (as in neural-tangents) only
+    changes finite networks' ``apply_fn`` to the tanh approximation."""
+    return Elementwise(_act.Gelu(), f"Gelu(approximate={bool(approximate)})", approximate=approximate)
+
+
+def Sign() -> Elementwise:
+    return Elementwise(_act.Sign(), "Sign()")
+
+
+def Sin(a: float = 1.0, b: float = 1.0, c: float = 0.0) -> Elementwise:
+    return Elementwise(_act.Sin(a, b, c), f"Sin({a!r}, {b!r}, {c!r})")
+
+
+def Cos(a: float = 1.0, b: float = 1.0, c: float = 0.0) -> Elementwise:
+    return Elementwise(_act.Cos(a, b, c), f"Cos({a!r}, {b!r}, {c!r})")
+
+
+def Rbf(gamma: float = 1.0) -> Elementwise:
+    return Elementwise(_act.Rbf(gamma), f"Rbf({gamma!r})")
+
+
+def Gabor() -> Elementwise:
+    return Elementwise(_act.Gabor(), "Gabor()")
+
+
+def Exp(a: float = 1.0, b: float = 1.0) -> Elementwise:
+    return Elementwise(_act.Exp(a, b), f"Exp({a!r}, {b!r})")
+
+
+def Gaussian(a: float = 1.0, b: float = -1.0) -> Elementwise:
+    return Elementwise(_act.Gaussian(a, b), f"Gaussian({a!r}, {b!r})")
+
+
+def Monomial(degree: int) -> Elementwise:
+    return Elementwise(_act.Monomial(degree), f"Monomial({degree!r})")
+
+
+def RectifiedMonomial(degree: int) -> Elementwise:
+    return Elementwise(_act.RectifiedMonomial(degree), f"RectifiedMonomial({degree!r})")
+
+
+def ElementwiseNumerical(fn, deg: int, df=None) -> Elementwise:
+    """Any activation by Gauss-Hermite quadrature; ``deg`` is a floor: the degree adapts upwards
+    until the series converges (see ``ntkfast.activations.Numerical``)."""
+    if isinstance(deg, bool) or not isinstance(deg, numbers.Integral) or not 1 <= deg <= 2048:
+        raise ValueError(f"deg: must be an integer from 1 to 2048, got {deg!r}")
+    name = getattr(fn, "__name__", repr(fn))
+    return Elementwise(_act.Numerical(fn, df, max(int(deg), 8)), f"ElementwiseNumerical({name}, deg={deg})")
+
+
+def _numerical(builtin: str, label: str):
+    def layer() -> Elementwise:
+        return Elementwise(_act.Numerical(builtin), f"{label}()")
+
+    layer.__name__ = label
+    layer.__doc__ = f"The {builtin} activation (ntkfast's built-in numerical activation ``{builtin!r}``)."
+    return layer
+
+
+Tanh = _numerical("tanh", "Tanh")
+Softplus = _numerical("softplus", "Softplus")
+Silu = _numerical("silu", "Silu")
+Swish = _numerical("swish", "Swish")
+Elu = _numerical("elu", "Elu")
+Selu = _numerical("selu", "Selu")
+Sigmoid = _numerical("sigmoid", "Sigmoid")
+GeluTanh = _numerical("gelu_tanh", "GeluTanh")

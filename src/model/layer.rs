@@ -1,0 +1,111 @@
+//! The layers of a network as values, composed into a tree (`Layer::Serial`, `Layer::Parallel`),
+//! and a `Model`: a tree with a name for error messages.
+
+use std::sync::Arc;
+
+use crate::activation::{Activation, SeriesFunction};
+use crate::error::Error;
+use crate::series::PointwiseFn;
+use crate::spec::{Dense, Mlp, Parameterization};
+
+/// A user's function phi (a Python callable) carried by a numerical activation layer.
+pub type Function = Arc<dyn PointwiseFn + Send + Sync>;
+
+#[derive(Clone)]
+pub enum Layer {
+    /// neural-tangents' `Dense(out_dim, W_std, b_std, parameterization)`; `out_dim` is the finite
+    /// width (the fan-in of the next Dense in the "standard" parameterization).
+    Dense { out_dim: usize, dense: Dense, standard: bool },
+    /// phi applied to every feature; `function` for `SeriesFunction::External`; `label` names the
+    /// layer in errors (`Relu()`).
+    Activation { activation: Activation, function: Option<Function>, label: String },
+    /// Division of the kernel by sqrt((k(x1, x1) + eps) (k(x2, x2) + eps)).
+    LayerNorm { eps: f64 },
+    Identity,
+    /// `num` copies of the input.
+    FanOut(usize),
+    /// The sum of the inputs (independent Gaussian branches: kernels add).
+    FanInSum,
+    /// The product of the inputs (kernels multiply; the NTK by the product rule).
+    FanInProd,
+    Serial(Vec<Layer>),
+    /// Layer i on input i.
+    Parallel(Vec<Layer>),
+}
+
+impl std::fmt::Debug for Layer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Layer::Dense { out_dim, dense, standard } => {
+                write!(f, "Dense({out_dim}, W_std={:?}, b_std={:?}", dense.w_std, dense.b_std)?;
+                if *standard { write!(f, ", parameterization='standard')") } else { write!(f, ")") }
+            }
+            Layer::Activation { label, .. } => f.write_str(label),
+            Layer::LayerNorm { eps } => write!(f, "LayerNorm(eps={eps:?})"),
+            Layer::Identity => f.write_str("Identity()"),
+            Layer::FanOut(num) => write!(f, "FanOut({num})"),
+            Layer::FanInSum => f.write_str("FanInSum()"),
+            Layer::FanInProd => f.write_str("FanInProd()"),
+            Layer::Serial(layers) => f.debug_tuple("serial").field(&layers.len()).finish(),
+            Layer::Parallel(layers) => f.debug_tuple("parallel").field(&layers.len()).finish(),
+        }
+    }
+}
+
+impl Layer {
+    /// A Dense layer, its scales validated (`W_std` > 0, `b_std` None or >= 0, `out_dim` >= 1).
+    pub fn dense(out_dim: usize, w_std: f64, b_std: Option<f64>, standard: bool) -> Result<Self, Error> {
+        if out_dim == 0 {
+            return Err(Error::invalid("out_dim", "must be a positive integer, got 0"));
+        }
+        Ok(Layer::Dense { out_dim, dense: Dense::new(w_std, b_std, "W_std", "b_std")?, standard })
+    }
+
+    /// A LayerNorm layer (`eps` finite and >= 0).
+    pub fn layer_norm(eps: f64) -> Result<Self, Error> {
+        if !(eps.is_finite() && eps >= 0.0) {
+            return Err(Error::invalid("eps", format!("must be a finite number >= 0, got {eps}")));
+        }
+        Ok(Layer::LayerNorm { eps })
+    }
+
+    /// An activation layer; a numerical activation of a user's function must come with it.
+    pub fn activation(activation: Activation, function: Option<Function>, label: String) -> Result<Self, Error> {
+        let external = matches!(activation, Activation::Series { function: SeriesFunction::External, .. });
+        if external != function.is_some() {
+            return Err(Error::invalid("activation", "a numerical activation of a Python function needs the function"));
+        }
+        Ok(Layer::Activation { activation, function, label })
+    }
+}
+
+/// A network: its layer tree.
+#[derive(Clone, Debug)]
+pub struct Model {
+    pub layer: Layer,
+}
+
+impl Model {
+    pub fn new(layer: Layer) -> Self {
+        Model { layer }
+    }
+
+    /// The serial stack of an MLP: `depth` (Dense, activation) pairs and a Dense readout.
+    pub fn from_mlp(mlp: &Mlp, function: Option<Function>) -> Result<Self, Error> {
+        let (standard, width) = match mlp.parameterization {
+            Parameterization::Ntk => (false, 1),
+            Parameterization::Standard { width } => (true, width),
+        };
+        // (a depth far beyond memory fails here rather than aborting in the allocation)
+        crate::memory::Plan::new()
+            .add([mlp.depth, 2], std::mem::size_of::<Layer>())
+            .check_advising("depth: this network's layers", "reduce depth")?;
+        let mut layers = Vec::with_capacity(2 * mlp.depth + 1);
+        for _ in 0..mlp.depth {
+            layers.push(Layer::Dense { out_dim: width, dense: mlp.hidden, standard });
+            layers.push(Layer::activation(mlp.activation, function.clone(), format!("{:?}", mlp.activation))?);
+        }
+        layers.push(Layer::Dense { out_dim: 1, dense: mlp.readout, standard });
+        Ok(Model { layer: Layer::Serial(layers) })
+    }
+}

@@ -1,0 +1,135 @@
+//! `_core.Model`: a network of `ntkfast.stax` layers, sent as a tree of tuples and converted
+//! here into the core's `model::Layer` tree (types only; the core validates values and the
+//! composition, naming the layer).
+
+use std::sync::Arc;
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyTuple};
+
+use super::{KernelPair, PyFunction, model_diagonal, model_kernel, to_py_err, want};
+use crate::Activation;
+use crate::model::{Layer, Model};
+
+/// A compiled network of `ntkfast.stax` layers.
+#[pyclass(frozen, name = "Model", module = "ntkfast._core")]
+pub struct PyModel {
+    model: Model,
+}
+
+fn bad(message: String) -> PyErr {
+    PyTypeError::new_err(format!("layers: {message}"))
+}
+
+/// One node: ("dense", out_dim, W_std, b_std, parameterization), ("activation", name, params,
+/// function or None, label), ("layernorm", eps), ("identity",), ("fanout", num), ("faninsum",),
+/// ("faninprod",), ("serial", [nodes]), ("parallel", [nodes]).
+fn layer(node: &Bound<'_, PyAny>) -> PyResult<Layer> {
+    let node = node.cast::<PyTuple>().map_err(|_| bad(format!("a layer spec must be a tuple, got {node}")))?;
+    let kind: String = node.get_item(0)?.extract()?;
+    let arity = |n: usize| {
+        if node.len() == n { Ok(()) } else { Err(bad(format!("{kind} takes {n} fields, got {}", node.len()))) }
+    };
+    let children = |node: &Bound<'_, PyTuple>| -> PyResult<Vec<Layer>> {
+        let list = node.get_item(1)?;
+        let list = list.cast::<PyList>().map_err(|_| bad(format!("{kind} takes a list of layers")))?;
+        list.iter().map(|child| layer(&child)).collect()
+    };
+    Ok(match kind.as_str() {
+        "dense" => {
+            arity(5)?;
+            let out_dim: i64 = node.get_item(1)?.extract()?;
+            let out_dim = usize::try_from(out_dim)
+                .map_err(|_| PyValueError::new_err(format!("out_dim: must be a positive integer, got {out_dim}")))?;
+            let parameterization: String = node.get_item(4)?.extract()?;
+            let standard = match parameterization.as_str() {
+                "ntk" => false,
+                "standard" => true,
+                other => {
+                    return Err(PyValueError::new_err(format!(
+                        "parameterization: must be 'ntk' or 'standard', got {other:?}"
+                    )));
+                }
+            };
+            Layer::dense(out_dim, node.get_item(2)?.extract()?, node.get_item(3)?.extract()?, standard)
+                .map_err(to_py_err)?
+        }
+        "activation" => {
+            arity(5)?;
+            let name: String = node.get_item(1)?.extract()?;
+            let params: Vec<f64> = node.get_item(2)?.extract()?;
+            let function: Option<(Py<PyAny>, Option<Py<PyAny>>)> = node.get_item(3)?.extract()?;
+            let activation = Activation::from_name(&name, &params).map_err(to_py_err)?;
+            let function =
+                function.map(|(value, slope)| Arc::new(PyFunction { value, slope }) as crate::model::Function);
+            Layer::activation(activation, function, node.get_item(4)?.extract()?).map_err(to_py_err)?
+        }
+        "layernorm" => {
+            arity(2)?;
+            Layer::layer_norm(node.get_item(1)?.extract()?).map_err(to_py_err)?
+        }
+        "identity" => Layer::Identity,
+        "fanout" => {
+            arity(2)?;
+            let num: i64 = node.get_item(1)?.extract()?;
+            match usize::try_from(num) {
+                Ok(num) if num >= 1 => Layer::FanOut(num),
+                _ => return Err(PyValueError::new_err(format!("num: must be a positive integer, got {num}"))),
+            }
+        }
+        "faninsum" => Layer::FanInSum,
+        "faninprod" => Layer::FanInProd,
+        "serial" => Layer::Serial(children(node)?),
+        "parallel" => Layer::Parallel(children(node)?),
+        other => return Err(bad(format!("unknown layer kind {other:?}"))),
+    })
+}
+
+/// Converts a layer spec, validating its values (W_std, b_std, eps, activation parameters), for
+/// layers checked when they are created rather than when a network of them is compiled.
+#[pyfunction]
+pub fn check_layer(tree: &Bound<'_, PyAny>) -> PyResult<()> {
+    layer(tree).map(|_| ())
+}
+
+#[pymethods]
+impl PyModel {
+    #[new]
+    fn new(tree: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let model = Model::new(layer(tree)?);
+        // The composition is checked now (for inputs of any width; widths are checked per call).
+        crate::model::Plan::compile(&model, None).map_err(to_py_err)?;
+        Ok(PyModel { model })
+    }
+
+    /// (nngp, ntk) Gram matrices of x1 against x2 (x1 with itself when x2 is None); entries
+    /// not requested are None. x2 must have x1's dtype.
+    #[pyo3(signature = (x1, x2=None, nngp=true, ntk=true))]
+    fn kernel<'py>(
+        &self,
+        py: Python<'py>,
+        x1: &Bound<'py, PyAny>,
+        x2: Option<&Bound<'py, PyAny>>,
+        nngp: bool,
+        ntk: bool,
+    ) -> PyResult<KernelPair<'py>> {
+        model_kernel(py, &self.model, x1, x2, want(nngp, ntk)?)
+    }
+
+    /// (nngp, ntk) diagonals k(x_i, x_i), by the exact diagonal pass.
+    #[pyo3(signature = (x, nngp=true, ntk=true))]
+    fn kernel_diagonal<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        nngp: bool,
+        ntk: bool,
+    ) -> PyResult<KernelPair<'py>> {
+        model_diagonal(py, &self.model, x, want(nngp, ntk)?)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Model({:?})", self.model.layer)
+    }
+}
