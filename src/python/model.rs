@@ -8,7 +8,9 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
-use super::{KernelPair, PyFunction, model_diagonal, model_kernel, to_py_err, want};
+use super::calls::to_py_err;
+use super::kernels::{KernelPair, PyFunction, model_diagonal, model_kernel};
+use super::want;
 use crate::Activation;
 use crate::model::{Layer, Model};
 
