@@ -4,7 +4,7 @@
 //! variance of each input at each activation, the NNGP diagonal at each LayerNorm, and a series
 //! activation's tables.
 
-use crate::activation::{Activation, Dual, SeriesFunction, WithDual};
+use crate::activation::{Activation, Affine, Dual, SeriesFunction, WithDual};
 use crate::error::Error;
 use crate::float::Separate;
 use crate::model::{Op, Plan, Slot};
@@ -45,10 +45,12 @@ pub fn diagonal(
         None => diagonal_at(plan, 0, input_variance, name),
         Some(start) => {
             let start = start.max(degrees.0);
-            let at = |degree: usize, q: &[f64]| diagonal_at(plan, degree, q, name).map(|d| {
-                let error = d.error;
-                (d, error)
-            });
+            let at = |degree: usize, q: &[f64]| {
+                diagonal_at(plan, degree, q, name).map(|d| {
+                    let error = d.error;
+                    (d, error)
+                })
+            };
             series::adaptive(start, degrees.1.max(start), input_variance, fits, &at).map(|(d, _)| d)
         }
     }
@@ -149,10 +151,12 @@ fn diagonal_at(plan: &Plan, degree: usize, input_variance: &[f64], name: &'stati
                     ));
                 }
                 for (s, t) in s.iter_mut().zip(t.iter_mut()) {
-                    let c = *s + eps;
-                    *s /= c;
+                    // (as the kernel entries compute it, so that an input against itself gives
+                    // exactly its diagonal: a correlation of 1 rounded down would cost sqrt(eps))
+                    let inv = 1.0 / (*s + eps).sqrt();
+                    *s *= inv * inv;
                     if !fresh {
-                        *t /= c;
+                        *t *= inv * inv;
                     }
                 }
             }

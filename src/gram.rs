@@ -535,6 +535,7 @@ mod tests {
     use super::*;
     use crate::activation::Activation;
     use crate::activation::SeriesFunction;
+    use crate::model::Layer;
     use crate::series::PointwiseFn;
     use crate::spec::{Dense, Mlp, Parameterization};
     use ndarray::{Array2, s};
@@ -582,14 +583,20 @@ mod tests {
                 }
                 let cross = gram(&Model::from_mlp(&m, None).unwrap(), x1.view(), Some(x2.view()), BOTH).unwrap();
                 let swapped = gram(&Model::from_mlp(&m, None).unwrap(), x2.view(), Some(x1.view()), BOTH).unwrap();
-                let block = gram(&Model::from_mlp(&m, None).unwrap(), x1.slice(s![100..400, ..]), Some(x2.view()), BOTH).unwrap();
+                let block =
+                    gram(&Model::from_mlp(&m, None).unwrap(), x1.slice(s![100..400, ..]), Some(x2.view()), BOTH)
+                        .unwrap();
                 for (c, w, b) in [(&cross.ntk, &swapped.ntk, &block.ntk), (&cross.nngp, &swapped.nngp, &block.nngp)] {
                     let (c, w, b) = (c.as_ref().unwrap(), w.as_ref().unwrap(), b.as_ref().unwrap());
                     assert!(max_rel(c, &w.t().to_owned()) < 1e-13);
                     assert!(max_rel(&c.slice(s![100..400, ..]).to_owned(), b) < 1e-13);
                 }
-                let nngp_only = gram(&Model::from_mlp(&m, None).unwrap(), x1.view(), None, Want { nngp: true, ntk: false }).unwrap();
-                let ntk_only = gram(&Model::from_mlp(&m, None).unwrap(), x1.view(), None, Want { nngp: false, ntk: true }).unwrap();
+                let nngp_only =
+                    gram(&Model::from_mlp(&m, None).unwrap(), x1.view(), None, Want { nngp: true, ntk: false })
+                        .unwrap();
+                let ntk_only =
+                    gram(&Model::from_mlp(&m, None).unwrap(), x1.view(), None, Want { nngp: false, ntk: true })
+                        .unwrap();
                 assert!(ntk_only.nngp.is_none() && nngp_only.ntk.is_none());
                 assert_eq!(nngp_only.nngp, sym.nngp);
                 assert_eq!(ntk_only.ntk, sym.ntk);
@@ -625,11 +632,88 @@ mod tests {
             )
             .unwrap();
             let f = ErfFn(with_derivative);
-            let got = gram(&Model::from_mlp(&numerical, Some(std::sync::Arc::new(f))).unwrap(), x.view(), None, BOTH).unwrap();
+            let got = gram(&Model::from_mlp(&numerical, Some(std::sync::Arc::new(f))).unwrap(), x.view(), None, BOTH)
+                .unwrap();
             let e_nngp = max_rel(got.nngp.as_ref().unwrap(), want.nngp.as_ref().unwrap());
             let e_ntk = max_rel(got.ntk.as_ref().unwrap(), want.ntk.as_ref().unwrap());
             assert!(e_nngp < 1e-8 && e_ntk < 1e-8, "derivative given: {with_derivative}: {e_nngp:e} {e_ntk:e}");
         }
+    }
+
+    /// A residual network with LayerNorm and a product of branches; `act` in the residual branch.
+    fn composed(act: Layer) -> Model {
+        let dense = |w: f64| Layer::dense(16, w, Some(0.1), false).unwrap();
+        let relu = || Layer::activation(Activation::AbRelu { a: 0.0, b: 1.0 }, None, "Relu()".into()).unwrap();
+        let block = Layer::Serial(vec![
+            Layer::FanOut(2),
+            Layer::Parallel(vec![
+                Layer::Serial(vec![act, dense(1.2), Layer::layer_norm(1e-3).unwrap()]),
+                Layer::Identity,
+            ]),
+            Layer::FanInSum,
+        ]);
+        let product = Layer::Serial(vec![
+            Layer::FanOut(2),
+            Layer::Parallel(vec![Layer::Serial(vec![relu(), dense(1.1)]), dense(0.9)]),
+            Layer::FanInProd,
+        ]);
+        Model::new(Layer::Serial(vec![dense(1.5), block, product, dense(1.0), relu(), dense(1.3)]))
+    }
+
+    #[test]
+    fn composed_networks_tile_mirror_and_block_consistently() {
+        // Branch registers in per-row scratch (closed forms) and per-tile scratch (a series
+        // activation runs step by step over the tile); ragged tiles of every edge.
+        let x1 = inputs(600, 5, 4) * 2.0;
+        let x2 = inputs(290, 5, 5) * 2.0;
+        let erf = Activation::Erf { a: 1.0, b: 1.0, c: 0.0 };
+        let numerical = Activation::Series { function: SeriesFunction::External, degree: 64 };
+        let closed = composed(Layer::activation(erf, None, "Erf()".into()).unwrap());
+        let f: crate::model::Function = std::sync::Arc::new(ErfFn(true));
+        let series = composed(Layer::activation(numerical, Some(f), "ElementwiseNumerical(erf)".into()).unwrap());
+        let closed_sym = gram(&closed, x1.view(), None, BOTH).unwrap();
+        for m in [&closed, &series] {
+            let sym = gram(m, x1.view(), None, BOTH).unwrap();
+            let general = gram(m, x1.view(), Some(x1.view()), BOTH).unwrap();
+            let diag = gram_diagonal(m, x1.view(), BOTH).unwrap();
+            let cross = gram(m, x1.view(), Some(x2.view()), BOTH).unwrap();
+            let block = gram(m, x1.slice(s![100..400, ..]), Some(x2.view()), BOTH).unwrap();
+            let ntk_only = gram(m, x1.view(), None, Want { nngp: false, ntk: true }).unwrap();
+            assert_eq!(ntk_only.ntk, sym.ntk);
+            for (s, g, d, c, b, want) in [
+                (&sym.nngp, &general.nngp, &diag.nngp, &cross.nngp, &block.nngp, &closed_sym.nngp),
+                (&sym.ntk, &general.ntk, &diag.ntk, &cross.ntk, &block.ntk, &closed_sym.ntk),
+            ] {
+                let (s, g, d) = (s.as_ref().unwrap(), g.as_ref().unwrap(), d.as_ref().unwrap());
+                let (c, b) = (c.as_ref().unwrap(), b.as_ref().unwrap());
+                assert_eq!(s, &s.t().to_owned(), "symmetric output is exactly symmetric");
+                assert_eq!(s.diag().to_owned(), d, "diagonal is the exact diagonal pass");
+                // x1 against itself the long way: identical inputs reach the last ReLU with a
+                // correlation a few ulps below 1 (rounding along the branches), where its angle
+                // has a square-root singularity: the diagonal entries carry ~sqrt(eps). The
+                // symmetric path takes them from the exact diagonal pass.
+                let mut off = g.clone();
+                off.diag_mut().assign(&s.diag());
+                assert!(max_rel(s, &off) < 1e-13);
+                assert!(max_rel(s, g) < 1e-7, "{:e}", max_rel(s, g));
+                assert!(max_rel(&c.slice(s![100..400, ..]).to_owned(), b) < 1e-13);
+                // the series of erf reproduces the closed form inside the composed network
+                assert!(max_rel(s, want.as_ref().unwrap()) < 1e-8);
+            }
+        }
+    }
+
+    #[test]
+    fn one_hidden_relu_layer_diagonal_matches_hand_computation() {
+        // Sigma1 = 2 q + 0.01, Sigma-hat = Sigma1 / 2, Sigma-dot = 1/2 on the diagonal.
+        let relu = Layer::activation(Activation::AbRelu { a: 0.0, b: 1.0 }, None, "Relu()".into()).unwrap();
+        let dense = || Layer::dense(3, 2f64.sqrt(), Some(0.1), false).unwrap();
+        let model = Model::new(Layer::Serial(vec![dense(), relu, dense()]));
+        let x = ndarray::array![[0.8f64.sqrt(), 0.8f64.sqrt()]];
+        let k = gram_diagonal(&model, x.view(), BOTH).unwrap();
+        let s1 = 2.0 * 0.8 + 0.01;
+        assert!((k.nngp.unwrap()[0] - (2.0 * s1 / 2.0 + 0.01)).abs() < 1e-15);
+        assert!((k.ntk.unwrap()[0] - (2.0 * s1 / 2.0 + 0.01 + 2.0 * s1 * 0.5)).abs() < 1e-15);
     }
 
     #[test]
@@ -666,12 +750,16 @@ mod tests {
         for activation in [Activation::Rbf { gamma: 0.3 }, Activation::Erf { a: 1.0, b: 1.0, c: 0.0 }] {
             let deep = Mlp::new(100, activation, dense, dense, Parameterization::Ntk).unwrap();
             assert_cauchy_schwarz(&gram(&Model::from_mlp(&deep, None).unwrap(), x.view(), None, BOTH).unwrap());
-            assert_cauchy_schwarz(&gram(&Model::from_mlp(&deep, None).unwrap(), x.mapv(|v| v as f32).view(), None, BOTH).unwrap());
+            assert_cauchy_schwarz(
+                &gram(&Model::from_mlp(&deep, None).unwrap(), x.mapv(|v| v as f32).view(), None, BOTH).unwrap(),
+            );
         }
         let relu = Dense::new(2f64.sqrt(), Some(0.1), "W_std", "b_std").unwrap();
         let deep = Mlp::new(100, Activation::AbRelu { a: 0.0, b: 1.0 }, relu, relu, Parameterization::Ntk).unwrap();
         let x = inputs(40, 6, 8);
-        assert_cauchy_schwarz(&gram(&Model::from_mlp(&deep, None).unwrap(), x.mapv(|v| v as f32).view(), None, BOTH).unwrap());
+        assert_cauchy_schwarz(
+            &gram(&Model::from_mlp(&deep, None).unwrap(), x.mapv(|v| v as f32).view(), None, BOTH).unwrap(),
+        );
         assert_cauchy_schwarz(&gram(&Model::from_mlp(&deep, None).unwrap(), x.view(), None, BOTH).unwrap());
     }
 
@@ -719,13 +807,16 @@ mod tests {
         let many = one.broadcast((1 << 22, 3)).unwrap();
         let tanh = Mlp::new(
             2,
-            Activation::Series { function: SeriesFunction::Builtin(series::Builtin::Tanh), degree: 128 },
+            Activation::Series { function: SeriesFunction::Builtin(crate::activation::Builtin::Tanh), degree: 128 },
             dense,
             dense,
             Parameterization::Ntk,
         )
         .unwrap();
-        assert!(matches!(gram(&Model::from_mlp(&tanh, None).unwrap(), many.view(), None, BOTH), Err(Error::OutOfMemory { .. })));
+        assert!(matches!(
+            gram(&Model::from_mlp(&tanh, None).unwrap(), many.view(), None, BOTH),
+            Err(Error::OutOfMemory { .. })
+        ));
     }
 
     #[test]
@@ -734,9 +825,13 @@ mod tests {
         let token = crate::interrupt::Token::new();
         token.cancel();
         let x = inputs(300, 4, 2);
-        let result = crate::interrupt::with_token(&token, || gram(&Model::from_mlp(&m, None).unwrap(), x.view(), None, BOTH));
+        let result =
+            crate::interrupt::with_token(&token, || gram(&Model::from_mlp(&m, None).unwrap(), x.view(), None, BOTH));
         assert_eq!(result, Err(Error::Interrupted));
-        assert!(gram(&Model::from_mlp(&m, None).unwrap(), x.view(), None, BOTH).is_ok(), "outside the cancelled call nothing is cancelled");
+        assert!(
+            gram(&Model::from_mlp(&m, None).unwrap(), x.view(), None, BOTH).is_ok(),
+            "outside the cancelled call nothing is cancelled"
+        );
     }
 
     #[test]
@@ -752,7 +847,10 @@ mod tests {
             Err(Error::InvalidArgument { name: "x1", .. })
         ));
         x[[1, 2]] = f64::NAN;
-        assert!(matches!(gram(&Model::from_mlp(&m, None).unwrap(), x.view(), None, BOTH), Err(Error::InvalidArgument { name: "x1", .. })));
+        assert!(matches!(
+            gram(&Model::from_mlp(&m, None).unwrap(), x.view(), None, BOTH),
+            Err(Error::InvalidArgument { name: "x1", .. })
+        ));
         let deep = Mlp::new(
             400,
             Activation::AbRelu { a: 0.0, b: 1.0 },
@@ -761,6 +859,9 @@ mod tests {
             Parameterization::Ntk,
         )
         .unwrap();
-        assert!(matches!(gram(&Model::from_mlp(&deep, None).unwrap(), inputs(3, 3, 6).view(), None, BOTH), Err(Error::Overflow { .. })));
+        assert!(matches!(
+            gram(&Model::from_mlp(&deep, None).unwrap(), inputs(3, 3, 6).view(), None, BOTH),
+            Err(Error::Overflow { .. })
+        ));
     }
 }

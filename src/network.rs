@@ -594,7 +594,7 @@ mod tests {
 
     #[test]
     fn an_external_function_gives_the_builtin_network_with_derivatives_by_differences() {
-        use crate::series::Builtin;
+        use crate::activation::Builtin;
         let builtin = Activation::Series { function: SeriesFunction::Builtin(Builtin::Tanh), degree: 128 };
         let (mlp, net) = tiny(builtin, Parameterization::Ntk, 2);
         let external =

@@ -14,8 +14,8 @@ use pyo3::prelude::*;
 use std::time::Duration;
 
 use crate::gram::{Kernels, Want};
-use kernels::KernelPair;
 use crate::{Activation, interrupt, pool, simd};
+use kernels::KernelPair;
 
 mod calls;
 mod kernels;

@@ -7,7 +7,7 @@
 //! Sigma-dot. LayerNorm: both divided by sqrt((k(x1, x1) + eps)(k(x2, x2) + eps)). FanInSum adds,
 //! FanInProd multiplies (NTK by the product rule).
 
-use crate::activation::{ColumnInputs, Dual, RowInput, WithDual};
+use crate::activation::{Affine, ColumnInputs, Dual, RowInput, WithDual};
 use crate::float::{MulAdd, Real};
 use crate::simd::{self, Vectorized};
 use crate::spec::DenseStep;
@@ -88,7 +88,7 @@ impl<T: Real, D: Dual<T>, const NTK: bool> Vectorized for Fused<'_, T, D, NTK> {
     fn run<M: MulAdd>(self) {
         let j = self.job;
         let theta = if NTK { j.theta } else { &mut [] };
-        self.dual.layer_row::<M, NTK>((j.step, j.fresh), j.sigma, theta, j.row, j.cols);
+        self.dual.layer_row::<M, NTK, _>((j.step, j.fresh), j.sigma, theta, j.row, j.cols);
     }
 }
 

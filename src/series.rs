@@ -15,87 +15,16 @@
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
-use crate::activation::{ColumnInputs, Dual, RowInput};
+use crate::activation::{Affine, Builtin, ColumnInputs, Dual, RowInput};
 use crate::error::Error;
 use crate::float::{MulAdd, Real};
 use crate::hermite::{self, Rule};
 use crate::linalg::matmul;
-use crate::spec::DenseStep;
 
 /// phi (and phi' when known) at a batch of points.
 pub trait PointwiseFn: Sync {
     /// Fills `value` (and `slope` if it returns Ok(true); Ok(false): phi' is not available).
     fn eval(&self, x: &[f64], value: &mut [f64], slope: &mut [f64]) -> Result<bool, Error>;
-}
-
-/// Activations evaluated natively.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Builtin {
-    Tanh,
-    Softplus,
-    Silu,
-    Elu,
-    Selu,
-    Sigmoid,
-    GeluTanh,
-}
-
-const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
-const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
-
-impl Builtin {
-    pub fn from_name(name: &str) -> Option<Self> {
-        Some(match name {
-            "tanh" => Builtin::Tanh,
-            "softplus" => Builtin::Softplus,
-            "silu" | "swish" => Builtin::Silu,
-            "elu" => Builtin::Elu,
-            "selu" => Builtin::Selu,
-            "sigmoid" => Builtin::Sigmoid,
-            "gelu_tanh" => Builtin::GeluTanh,
-            _ => return None,
-        })
-    }
-
-    /// (phi(x), phi'(x)).
-    pub fn value_and_derivative(self, x: f64) -> (f64, f64) {
-        let sigmoid = |x: f64| if x >= 0.0 { 1.0 / (1.0 + (-x).exp()) } else { x.exp() / (1.0 + x.exp()) };
-        match self {
-            Builtin::Tanh => {
-                let t = x.tanh();
-                (t, 1.0 - t * t)
-            }
-            Builtin::Softplus => (x.max(0.0) + (-x.abs()).exp().ln_1p(), sigmoid(x)),
-            Builtin::Silu => {
-                let s = sigmoid(x);
-                (x * s, s * (1.0 + x * (1.0 - s)))
-            }
-            Builtin::Elu => {
-                if x > 0.0 {
-                    (x, 1.0)
-                } else {
-                    (x.exp_m1(), x.exp())
-                }
-            }
-            Builtin::Selu => {
-                if x > 0.0 {
-                    (SELU_SCALE * x, SELU_SCALE)
-                } else {
-                    (SELU_SCALE * SELU_ALPHA * x.exp_m1(), SELU_SCALE * SELU_ALPHA * x.exp())
-                }
-            }
-            Builtin::Sigmoid => {
-                let s = sigmoid(x);
-                (s, s * (1.0 - s))
-            }
-            Builtin::GeluTanh => {
-                let c = (2.0 / std::f64::consts::PI).sqrt();
-                let inner = c * (x + 0.044715 * x * x * x);
-                let t = inner.tanh();
-                (0.5 * x * (1.0 + t), 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * c * (1.0 + 3.0 * 0.044715 * x * x))
-            }
-        }
-    }
 }
 
 impl PointwiseFn for Builtin {
@@ -263,7 +192,7 @@ fn layer_series(f: &dyn PointwiseFn, q: &[f64], rule: &Rule) -> Result<LayerSeri
 }
 
 /// The largest quadrature degree the adaptive rule goes to (1792 series terms).
-pub const MAX_DEGREE: usize = 2048;
+pub const MAX_DEGREE: usize = crate::activation::MAX_SERIES_DEGREE;
 
 /// The error estimate above which the degree is doubled. The estimate (`Series::error`) is the
 /// largest of: the series' relative truncation error on the diagonal (sum_(k >= terms) a_k^2 /
@@ -308,7 +237,8 @@ pub fn slot_series(f: &dyn PointwiseFn, q: &[f64], degree: usize) -> Result<Slot
     }
     let dot = (!series.derived).then_some(series.dot_diag.as_slice());
     error = error.max(quadrature_error(f, q, degree, &series.nngp_diag, dot)?);
-    let mut tables = Tables { inv_sigma: vec![0.0; n], a: vec![0.0; terms * n], b: vec![0.0; terms * n], len: n, terms };
+    let mut tables =
+        Tables { inv_sigma: vec![0.0; n], a: vec![0.0; terms * n], b: vec![0.0; terms * n], len: n, terms };
     for i in 0..n {
         tables.inv_sigma[i] = if q[i] > 0.0 { 1.0 / q[i].sqrt() } else { 0.0 };
         for k in 0..terms {
@@ -395,21 +325,21 @@ impl<T: Real> Dual<T> for SeriesDual<'_, T> {
     #[inline(always)]
     fn dual<M: MulAdd>(&self, q12: T, _q11: T, _q22: T, aux1: T, aux2: T) -> (T, T) {
         // the identity map, then the activation, Theta = 1
-        let identity = DenseStep { w2: T::ONE, b2: T::ZERO, ntk_alpha: T::ZERO, ntk_beta: T::ONE };
+        let identity = crate::activation::IdentityMap;
         let (mut s, mut t) = ([q12], [T::ZERO]);
         let row = RowInput { q: T::ZERO, aux: T::ZERO, root: T::ZERO, index: aux1.to_f64() as usize };
         let zero = [T::ZERO];
         let cols = ColumnInputs { q: &zero, aux: &zero, root: &zero, index: aux2.to_f64() as usize };
-        self.layer_row::<M, true>((&identity, true), &mut s, &mut t, row, cols);
+        self.layer_row::<M, true, _>((&identity, true), &mut s, &mut t, row, cols);
         (s[0], t[0])
     }
 
     /// The Dense map, then Horner's rule over the series terms with the columns innermost, in
     /// chunks that stay in registers: per term two FMAs on contiguous table slices.
     #[inline(always)]
-    fn layer_row<M: MulAdd, const NTK: bool>(
+    fn layer_row<M: MulAdd, const NTK: bool, A: Affine<T>>(
         &self,
-        (step, first): (&DenseStep<T>, bool),
+        (step, first): (&A, bool),
         sigma: &mut [T],
         theta: &mut [T],
         row: RowInput<T>,

@@ -55,15 +55,18 @@ pub struct DenseStep<T> {
     pub ntk_beta: T,
 }
 
-impl<T: Real> DenseStep<T> {
+impl<T: Real> crate::activation::Affine<T> for DenseStep<T> {
     #[inline(always)]
-    pub fn sigma<M: MulAdd>(&self, sigma_hat: T) -> T {
+    fn sigma<M: MulAdd>(&self, sigma_hat: T) -> T {
         M::mul_add(self.w2, sigma_hat, self.b2)
     }
     #[inline(always)]
-    pub fn theta<M: MulAdd>(&self, sigma_hat: T, theta_hat: T) -> T {
+    fn theta<M: MulAdd>(&self, sigma_hat: T, theta_hat: T) -> T {
         M::mul_add(self.ntk_alpha, sigma_hat, M::mul_add(self.w2, theta_hat, self.ntk_beta))
     }
+}
+
+impl<T: Real> DenseStep<T> {
     pub fn cast<U: Real>(&self) -> DenseStep<U> {
         DenseStep {
             w2: U::from_f64(self.w2.to_f64()),

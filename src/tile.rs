@@ -106,7 +106,8 @@ impl<T: Real> Tile<'_, T> {
             let row = if self.by_step { r } else { 0 };
             let base = self.scratch.add((reg - 1) * self.stride + row * 2 * self.edge);
             let sigma = std::slice::from_raw_parts_mut(base, len);
-            let theta = if self.theta.present { std::slice::from_raw_parts_mut(base.add(self.edge), len) } else { &mut [] };
+            let theta =
+                if self.theta.present { std::slice::from_raw_parts_mut(base.add(self.edge), len) } else { &mut [] };
             (sigma, theta, col0)
         }
     }

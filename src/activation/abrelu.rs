@@ -48,6 +48,18 @@ impl<T: Real> Dual<T> for AbRelu<T> {
     }
 }
 
+/// (phi(x), phi'(x)); at the kink phi'(0) = (a + b)/2, as JAX differentiates jnp.minimum /
+/// jnp.maximum (splitting a tie evenly).
+pub fn phi(a: f64, b: f64, x: f64) -> (f64, f64) {
+    if x < 0.0 {
+        (a * x, a)
+    } else if x > 0.0 {
+        (b * x, b)
+    } else {
+        (0.0, 0.5 * (a + b))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::{check_dual, expect2_homogeneous};

@@ -55,6 +55,11 @@ impl<T: Real> Dual<T> for Erf<T> {
     }
 }
 
+/// (phi(x), phi'(x)) = (a erf(b x) + c, a b (2/sqrt(pi)) exp(-(b x)^2)).
+pub fn phi(a: f64, b: f64, c: f64, x: f64) -> (f64, f64) {
+    (a * libm::erf(b * x) + c, a * b * std::f64::consts::FRAC_2_SQRT_PI * (-(b * x) * (b * x)).exp())
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::{check_dual, expect2};

@@ -83,6 +83,18 @@ impl<T: Real> Dual<T> for Gaussian<T> {
     }
 }
 
+/// (phi(x), phi'(x)) for Exp: a exp(b x).
+pub fn phi_exp(a: f64, b: f64, x: f64) -> (f64, f64) {
+    let e = (b * x).exp();
+    (a * e, a * b * e)
+}
+
+/// (phi(x), phi'(x)) for Gaussian: a exp(b x^2).
+pub fn phi_gaussian(a: f64, b: f64, x: f64) -> (f64, f64) {
+    let e = (b * x * x).exp();
+    (a * e, 2.0 * a * b * x * e)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::{check_dual, expect2};

@@ -45,6 +45,12 @@ impl<T: Real> Dual<T> for Gabor {
     }
 }
 
+/// (phi(x), phi'(x)) = (exp(-x^2) sin x, exp(-x^2) (cos x - 2 x sin x)).
+pub fn phi(x: f64) -> (f64, f64) {
+    let (e, (s, co)) = ((-x * x).exp(), x.sin_cos());
+    (e * s, e * (co - 2.0 * x * s))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::{check_dual, expect2};

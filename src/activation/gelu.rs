@@ -47,6 +47,13 @@ impl<T: Real> Dual<T> for Gelu {
     }
 }
 
+/// (phi(x), phi'(x)) = (x Phi(x), Phi(x) + x phi_N(x)) with the standard normal's cdf and density.
+pub fn phi(x: f64) -> (f64, f64) {
+    const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
+    let cdf = 0.5 * libm::erfc(-x * std::f64::consts::FRAC_1_SQRT_2);
+    (x * cdf, cdf + x * FRAC_1_SQRT_2PI * (-0.5 * x * x).exp())
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::{check_dual, expect2};

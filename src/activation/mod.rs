@@ -5,6 +5,7 @@
 //! `Activation::with_dual` hands a monomorphised `Dual` to the tile loops.
 
 mod abrelu;
+mod builtin;
 mod erf;
 mod exponential;
 mod gabor;
@@ -18,6 +19,7 @@ mod sign;
 mod trig;
 
 pub use abrelu::AbRelu;
+pub use builtin::Builtin;
 pub use erf::Erf;
 pub use exponential::{Exp, Gaussian};
 pub use gabor::Gabor;
@@ -30,7 +32,6 @@ pub use trig::Sin;
 
 use crate::error::Error;
 use crate::float::{MulAdd, Real};
-use crate::spec::DenseStep;
 
 /// A dual activation evaluated per kernel entry. Implementations are branch-free so the tile
 /// loops vectorise; what a caller does not use (Sigma-dot for an NNGP-only request) is removed
@@ -62,9 +63,9 @@ pub trait Dual<T: Real>: Copy + Send + Sync {
     /// a correlation past 1, where a deep recursion amplifies it into an indefinite kernel or an
     /// overflow.
     #[inline(always)]
-    fn layer_row<M: MulAdd, const NTK: bool>(
+    fn layer_row<M: MulAdd, const NTK: bool, A: Affine<T>>(
         &self,
-        (step, first): (&DenseStep<T>, bool),
+        (step, first): (&A, bool),
         sigma: &mut [T],
         theta: &mut [T],
         row: RowInput<T>,
@@ -92,6 +93,33 @@ pub trait Dual<T: Real>: Copy + Send + Sync {
     }
 }
 
+/// The affine map on (Sigma-hat, Theta-hat) that comes before an activation (a Dense layer's,
+/// `spec::DenseStep`): `Dual::layer_row` applies it and the activation in one pass.
+pub trait Affine<T>: Copy {
+    /// Sigma from Sigma-hat.
+    fn sigma<M: MulAdd>(&self, sigma_hat: T) -> T;
+    /// Theta from Sigma-hat and Theta-hat.
+    fn theta<M: MulAdd>(&self, sigma_hat: T, theta_hat: T) -> T;
+}
+
+/// The identity map (Sigma = Sigma-hat, Theta = 1 for a first layer), for evaluating a dual alone.
+#[derive(Clone, Copy, Debug)]
+pub struct IdentityMap;
+
+impl<T: Real> Affine<T> for IdentityMap {
+    #[inline(always)]
+    fn sigma<M: MulAdd>(&self, sigma_hat: T) -> T {
+        sigma_hat
+    }
+    #[inline(always)]
+    fn theta<M: MulAdd>(&self, _sigma_hat: T, theta_hat: T) -> T {
+        theta_hat + T::ONE
+    }
+}
+
+/// The largest quadrature degree of a series activation.
+pub const MAX_SERIES_DEGREE: usize = 2048;
+
 /// The row input of `Dual::layer_row` at one layer.
 #[derive(Clone, Copy, Debug)]
 pub struct RowInput<T> {
@@ -116,7 +144,7 @@ pub struct ColumnInputs<'a, T> {
 /// Where a series activation's function comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SeriesFunction {
-    Builtin(crate::series::Builtin),
+    Builtin(Builtin),
     /// Supplied with the request (a Python callable), see `series::PointwiseFn`.
     External,
 }
@@ -207,17 +235,17 @@ impl Activation {
                 }
             }
             other => {
-                let function = match (other, crate::series::Builtin::from_name(other)) {
+                let function = match (other, Builtin::from_name(other)) {
                     (_, Some(builtin)) => SeriesFunction::Builtin(builtin),
                     ("external", None) => SeriesFunction::External,
                     _ => return Err(Error::invalid("activation", format!("unknown activation {other:?}"))),
                 };
                 want(1)?;
                 let degree = params[0];
-                if degree.fract() != 0.0 || !(4.0..=crate::series::MAX_DEGREE as f64).contains(&degree) {
+                if degree.fract() != 0.0 || !(4.0..=MAX_SERIES_DEGREE as f64).contains(&degree) {
                     return Err(Error::invalid(
                         "degree",
-                        format!("must be an integer from 4 to {}, got {degree}", crate::series::MAX_DEGREE),
+                        format!("must be an integer from 4 to {}, got {degree}", MAX_SERIES_DEGREE),
                     ));
                 }
                 Activation::Series { function, degree: degree as u32 }

@@ -173,6 +173,20 @@ impl<T: Real> Dual<T> for RectifiedMonomial<T> {
     }
 }
 
+/// (x^d, d x^(d-1)).
+pub fn phi_monomial(degree: u32, x: f64) -> (f64, f64) {
+    let d = degree as i32;
+    (x.powi(d), if d == 0 { 0.0 } else { d as f64 * x.powi(d - 1) })
+}
+
+/// ([x >= 0] x^n, [x >= 0] n x^(n-1)): JAX differentiates (x >= 0) * x^n, and the indicator has
+/// no derivative.
+pub fn phi_rectified(degree: u32, x: f64) -> (f64, f64) {
+    let d = degree as i32;
+    let on = if x >= 0.0 { 1.0 } else { 0.0 };
+    (on * x.powi(d), if d == 0 { 0.0 } else { on * d as f64 * x.powi(d - 1) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::{check_dual, expect2, expect2_homogeneous};

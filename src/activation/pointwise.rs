@@ -1,80 +1,30 @@
-//! The activations themselves, phi(x) and phi'(x), for finite-width networks. Derivatives at
-//! kinks follow JAX (what neural-tangents differentiates): jnp.minimum/maximum split a tie
-//! evenly, so ABReLU has phi'(0) = (a + b)/2; sign has phi' = 0 everywhere.
+//! The activations themselves, phi(x) and phi'(x), for finite-width networks: each family's
+//! `phi` sits in its file beside its dual. Derivatives at kinks follow JAX (what neural-tangents
+//! differentiates): jnp.minimum/maximum split a tie evenly, so ABReLU has phi'(0) = (a + b)/2;
+//! sign has phi' = 0 everywhere.
 
-use super::Activation;
-
-const FRAC_2_SQRT_PI: f64 = std::f64::consts::FRAC_2_SQRT_PI;
-const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
+use super::{Activation, SeriesFunction, abrelu, erf, exponential, gabor, gelu, identity, monomial, rbf, sign, trig};
 
 impl Activation {
-    /// (phi(x), phi'(x)).
+    /// (phi(x), phi'(x)), each family's own (beside its dual, in its file).
     #[inline]
     pub fn value_and_derivative(&self, x: f64) -> (f64, f64) {
         match *self {
-            Activation::Identity => (x, 1.0),
-            Activation::AbRelu { a, b } => {
-                if x < 0.0 {
-                    (a * x, a)
-                } else if x > 0.0 {
-                    (b * x, b)
-                } else {
-                    (0.0, 0.5 * (a + b))
-                }
-            }
-            Activation::Erf { a, b, c } => {
-                (a * libm::erf(b * x) + c, a * b * FRAC_2_SQRT_PI * (-(b * x) * (b * x)).exp())
-            }
-            Activation::Gelu => {
-                let cdf = 0.5 * libm::erfc(-x * std::f64::consts::FRAC_1_SQRT_2);
-                (x * cdf, cdf + x * FRAC_1_SQRT_2PI * (-0.5 * x * x).exp())
-            }
-            Activation::Sign => (
-                if x > 0.0 {
-                    1.0
-                } else if x < 0.0 {
-                    -1.0
-                } else {
-                    0.0
-                },
-                0.0,
-            ),
-            Activation::Sin { a, b, c } => {
-                let (s, co) = (b * x + c).sin_cos();
-                (a * s, a * b * co)
-            }
-            Activation::Rbf { gamma } => {
-                let w = (2.0 * gamma).sqrt();
-                let (s, co) = (w * x + std::f64::consts::FRAC_PI_4).sin_cos();
-                (std::f64::consts::SQRT_2 * s, std::f64::consts::SQRT_2 * w * co)
-            }
-            Activation::Exp { a, b } => {
-                let e = (b * x).exp();
-                (a * e, a * b * e)
-            }
-            Activation::Gaussian { a, b } => {
-                let e = (b * x * x).exp();
-                (a * e, 2.0 * a * b * x * e)
-            }
-            Activation::Gabor => {
-                let (e, (s, co)) = ((-x * x).exp(), x.sin_cos());
-                (e * s, e * (co - 2.0 * x * s))
-            }
-            Activation::Monomial { degree } => {
-                let d = degree as i32;
-                (x.powi(d), if d == 0 { 0.0 } else { d as f64 * x.powi(d - 1) })
-            }
-            Activation::Series { function: super::SeriesFunction::Builtin(builtin), .. } => {
-                builtin.value_and_derivative(x)
-            }
+            Activation::Identity => identity::phi(x),
+            Activation::AbRelu { a, b } => abrelu::phi(a, b, x),
+            Activation::Erf { a, b, c } => erf::phi(a, b, c, x),
+            Activation::Gelu => gelu::phi(x),
+            Activation::Sign => sign::phi(x),
+            Activation::Sin { a, b, c } => trig::phi(a, b, c, x),
+            Activation::Rbf { gamma } => rbf::phi(gamma, x),
+            Activation::Exp { a, b } => exponential::phi_exp(a, b, x),
+            Activation::Gaussian { a, b } => exponential::phi_gaussian(a, b, x),
+            Activation::Gabor => gabor::phi(x),
+            Activation::Monomial { degree } => monomial::phi_monomial(degree, x),
+            Activation::RectifiedMonomial { degree } => monomial::phi_rectified(degree, x),
+            Activation::Series { function: SeriesFunction::Builtin(builtin), .. } => builtin.value_and_derivative(x),
             // Never called: networks evaluate an external function in batches (`Network::activate`).
-            Activation::Series { function: super::SeriesFunction::External, .. } => (f64::NAN, f64::NAN),
-            Activation::RectifiedMonomial { degree } => {
-                // JAX differentiates (x >= 0) * x^n: the indicator has no derivative.
-                let d = degree as i32;
-                let on = if x >= 0.0 { 1.0 } else { 0.0 };
-                (on * x.powi(d), if d == 0 { 0.0 } else { on * d as f64 * x.powi(d - 1) })
-            }
+            Activation::Series { function: SeriesFunction::External, .. } => (f64::NAN, f64::NAN),
         }
     }
 }

@@ -34,6 +34,13 @@ impl<T: Real> Dual<T> for Rbf<T> {
     }
 }
 
+/// (phi(x), phi'(x)) for phi(x) = sqrt(2) sin(sqrt(2 gamma) x + pi/4).
+pub fn phi(gamma: f64, x: f64) -> (f64, f64) {
+    let w = (2.0 * gamma).sqrt();
+    let (s, co) = (w * x + std::f64::consts::FRAC_PI_4).sin_cos();
+    (std::f64::consts::SQRT_2 * s, std::f64::consts::SQRT_2 * w * co)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::{check_dual, expect2};

@@ -28,6 +28,18 @@ impl<T: Real> Dual<T> for Sign {
     }
 }
 
+/// (sign(x), 0): the derivative is 0 everywhere (JAX's, and neural-tangents').
+pub fn phi(x: f64) -> (f64, f64) {
+    let value = if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else {
+        0.0
+    };
+    (value, 0.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::{check_dual, expect2_homogeneous};

@@ -43,6 +43,12 @@ impl<T: Real> Dual<T> for Sin<T> {
     }
 }
 
+/// (phi(x), phi'(x)) = (a sin(b x + c), a b cos(b x + c)).
+pub fn phi(a: f64, b: f64, c: f64, x: f64) -> (f64, f64) {
+    let (s, co) = (b * x + c).sin_cos();
+    (a * s, a * b * co)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::{check_dual, expect2};

@@ -117,7 +117,10 @@ impl Plan {
 
     /// The number of series slots.
     pub fn series_slots(&self) -> usize {
-        self.slots.iter().filter(|s| matches!(s, Slot::Activation { activation: Activation::Series { .. }, .. })).count()
+        self.slots
+            .iter()
+            .filter(|s| matches!(s, Slot::Activation { activation: Activation::Series { .. }, .. }))
+            .count()
     }
 }
 
@@ -282,6 +285,12 @@ impl Compiler {
             Layer::Identity => Ok(vec![Self::one(path, layer, &inputs)?]),
             Layer::FanOut(num) => {
                 let v = Self::one(path, layer, &inputs)?;
+                // Each branch is a register: a step, and per thread an (NNGP, NTK) row block of a
+                // tile (or a whole tile for series activations) of up to float64.
+                crate::memory::Plan::new()
+                    .add([*num, crate::pool::num_threads(), 2, crate::gram::TILE, crate::gram::TILE], 8)
+                    .add([*num], std::mem::size_of::<Op>())
+                    .check_advising(&format!("num: the {num} branches of {path} {layer:?}"), "use fewer branches")?;
                 let v = Value { dense: None, ..v };
                 let mut out = vec![v];
                 for _ in 1..*num {
@@ -380,17 +389,20 @@ mod tests {
     #[test]
     fn bad_compositions_name_the_layer() {
         let message = |layer: Layer| match Plan::compile(&Model::new(layer), Some(3)) {
-            Err(Error::InvalidArgument { name: "layers", message } | Error::Unsupported { name: "layers", message }) => {
-                message
-            }
+            Err(
+                Error::InvalidArgument { name: "layers", message } | Error::Unsupported { name: "layers", message },
+            ) => message,
             other => panic!("{:?}", other.map(|p| p.ops)),
         };
         let m = message(Layer::Serial(vec![relu(), dense(1.0)]));
         assert!(m.starts_with("serial[0] Relu(): the input to an activation must be Gaussian"), "{m}");
-        let m = message(Layer::Serial(vec![dense(1.0), relu(), Layer::FanOut(2), Layer::Parallel(vec![
-            Layer::Identity,
+        let m = message(Layer::Serial(vec![
             dense(1.0),
-        ]), Layer::FanInSum]));
+            relu(),
+            Layer::FanOut(2),
+            Layer::Parallel(vec![Layer::Identity, dense(1.0)]),
+            Layer::FanInSum,
+        ]));
         assert!(m.contains("serial[4] FanInSum(): is only implemented for inputs that are all mean-zero"), "{m}");
         let m = message(Layer::Serial(vec![Layer::FanOut(2), dense(1.0)]));
         assert!(m.contains("serial[1] Dense(8"), "{m}");

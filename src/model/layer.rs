@@ -15,12 +15,22 @@ pub type Function = Arc<dyn PointwiseFn + Send + Sync>;
 pub enum Layer {
     /// neural-tangents' `Dense(out_dim, W_std, b_std, parameterization)`; `out_dim` is the finite
     /// width (the fan-in of the next Dense in the "standard" parameterization).
-    Dense { out_dim: usize, dense: Dense, standard: bool },
+    Dense {
+        out_dim: usize,
+        dense: Dense,
+        standard: bool,
+    },
     /// phi applied to every feature; `function` for `SeriesFunction::External`; `label` names the
     /// layer in errors (`Relu()`).
-    Activation { activation: Activation, function: Option<Function>, label: String },
+    Activation {
+        activation: Activation,
+        function: Option<Function>,
+        label: String,
+    },
     /// Division of the kernel by sqrt((k(x1, x1) + eps) (k(x2, x2) + eps)).
-    LayerNorm { eps: f64 },
+    LayerNorm {
+        eps: f64,
+    },
     Identity,
     /// `num` copies of the input.
     FanOut(usize),

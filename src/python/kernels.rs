@@ -151,7 +151,12 @@ pub(super) fn model_kernel<'py>(
 }
 
 /// (nngp, ntk) diagonals of `model`.
-pub(super) fn model_diagonal<'py>(py: Python<'py>, model: &Model, x: &Bound<'py, PyAny>, want: Want) -> PyResult<KernelPair<'py>> {
+pub(super) fn model_diagonal<'py>(
+    py: Python<'py>,
+    model: &Model,
+    x: &Bound<'py, PyAny>,
+    want: Want,
+) -> PyResult<KernelPair<'py>> {
     if let Ok(a) = x.cast::<PyArray2<f64>>() {
         diagonal_typed(py, model, a, want)
     } else if let Ok(a) = x.cast::<PyArray2<f32>>() {
@@ -238,4 +243,3 @@ impl PyMlp {
         format!("{:?}", self.inner)
     }
 }
-

@@ -7,7 +7,6 @@ use super::calls::{to_py_err, without_gil, without_gil_detached};
 use super::readonly_matrix;
 use crate::linalg::{self, EighDriver};
 
-
 /// A copy of the square float64 matrix `a` (for a LAPACK call that runs detached), once it and
 /// the `copies` n x n matrices the call allocates fit in memory.
 fn owned_square(a: &Bound<'_, PyAny>, copies: usize) -> PyResult<ndarray::Array2<f64>> {
@@ -20,7 +19,11 @@ fn owned_square(a: &Bound<'_, PyAny>, copies: usize) -> PyResult<ndarray::Array2
 /// Eigenvalues (ascending) and eigenvectors (columns) of a symmetric matrix.
 #[pyfunction]
 #[pyo3(signature = (a, driver="syevd"))]
-pub(super) fn eigh<'py>(py: Python<'py>, a: &Bound<'py, PyAny>, driver: &str) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+pub(super) fn eigh<'py>(
+    py: Python<'py>,
+    a: &Bound<'py, PyAny>,
+    driver: &str,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     let driver = EighDriver::from_name(driver).map_err(to_py_err)?;
     let a = owned_square(a, linalg::eigh_copies(true))?;
     let (w, v) = without_gil_detached(py, move || linalg::eigh(a.view(), driver))?;
@@ -46,7 +49,11 @@ pub(super) fn cholesky<'py>(py: Python<'py>, a: &Bound<'py, PyAny>) -> PyResult<
 
 /// Solves a x = b from the lower Cholesky factor `c` of a; b of shape (n, k).
 #[pyfunction]
-pub(super) fn cho_solve<'py>(py: Python<'py>, c: &Bound<'py, PyAny>, b: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+pub(super) fn cho_solve<'py>(
+    py: Python<'py>,
+    c: &Bound<'py, PyAny>,
+    b: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
     let c = readonly_matrix(c, "c")?;
     let b = readonly_matrix(b, "b")?;
     let (cv, bv) = (c.as_array(), b.as_array());
@@ -56,7 +63,11 @@ pub(super) fn cho_solve<'py>(py: Python<'py>, c: &Bound<'py, PyAny>, b: &Bound<'
 
 /// a @ b for float64 matrices of any strides (the prediction code's large products).
 #[pyfunction]
-pub(super) fn matmul<'py>(py: Python<'py>, a: &Bound<'py, PyAny>, b: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+pub(super) fn matmul<'py>(
+    py: Python<'py>,
+    a: &Bound<'py, PyAny>,
+    b: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
     let a = readonly_matrix(a, "a")?;
     let b = readonly_matrix(b, "b")?;
     let (av, bv) = (a.as_array(), b.as_array());
@@ -64,4 +75,3 @@ pub(super) fn matmul<'py>(py: Python<'py>, a: &Bound<'py, PyAny>, b: &Bound<'py,
     let out = without_gil(py, work, || linalg::matmul(av, bv))?;
     Ok(PyArray::from_owned_array(py, out).into_any())
 }
-

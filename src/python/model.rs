@@ -24,10 +24,27 @@ fn bad(message: String) -> PyErr {
     PyTypeError::new_err(format!("layers: {message}"))
 }
 
+/// The deepest nesting of serial/parallel combinators converted (the conversion and the core's
+/// compiler recurse once per level, on the caller's stack).
+const MAX_NESTING: usize = 1000;
+
+/// A count argument (`out_dim`, `num`): a positive integer that fits the core's sizes.
+fn count(value: &Bound<'_, PyAny>, name: &str) -> PyResult<usize> {
+    match value.extract::<u64>() {
+        Ok(v) if v >= 1 && usize::try_from(v).is_ok() => Ok(v as usize),
+        _ => Err(PyValueError::new_err(format!("{name}: must be a positive integer below 2^63, got {value}"))),
+    }
+}
+
 /// One node: ("dense", out_dim, W_std, b_std, parameterization), ("activation", name, params,
 /// function or None, label), ("layernorm", eps), ("identity",), ("fanout", num), ("faninsum",),
 /// ("faninprod",), ("serial", [nodes]), ("parallel", [nodes]).
-fn layer(node: &Bound<'_, PyAny>) -> PyResult<Layer> {
+fn layer(node: &Bound<'_, PyAny>, depth: usize) -> PyResult<Layer> {
+    if depth > MAX_NESTING {
+        return Err(PyValueError::new_err(format!(
+            "layers: the network nests serial/parallel more than {MAX_NESTING} levels deep; flatten the nesting"
+        )));
+    }
     let node = node.cast::<PyTuple>().map_err(|_| bad(format!("a layer spec must be a tuple, got {node}")))?;
     let kind: String = node.get_item(0)?.extract()?;
     let arity = |n: usize| {
@@ -36,14 +53,12 @@ fn layer(node: &Bound<'_, PyAny>) -> PyResult<Layer> {
     let children = |node: &Bound<'_, PyTuple>| -> PyResult<Vec<Layer>> {
         let list = node.get_item(1)?;
         let list = list.cast::<PyList>().map_err(|_| bad(format!("{kind} takes a list of layers")))?;
-        list.iter().map(|child| layer(&child)).collect()
+        list.iter().map(|child| layer(&child, depth + 1)).collect()
     };
     Ok(match kind.as_str() {
         "dense" => {
             arity(5)?;
-            let out_dim: i64 = node.get_item(1)?.extract()?;
-            let out_dim = usize::try_from(out_dim)
-                .map_err(|_| PyValueError::new_err(format!("out_dim: must be a positive integer, got {out_dim}")))?;
+            let out_dim = count(&node.get_item(1)?, "out_dim")?;
             let parameterization: String = node.get_item(4)?.extract()?;
             let standard = match parameterization.as_str() {
                 "ntk" => false,
@@ -74,11 +89,7 @@ fn layer(node: &Bound<'_, PyAny>) -> PyResult<Layer> {
         "identity" => Layer::Identity,
         "fanout" => {
             arity(2)?;
-            let num: i64 = node.get_item(1)?.extract()?;
-            match usize::try_from(num) {
-                Ok(num) if num >= 1 => Layer::FanOut(num),
-                _ => return Err(PyValueError::new_err(format!("num: must be a positive integer, got {num}"))),
-            }
+            Layer::FanOut(count(&node.get_item(1)?, "num")?)
         }
         "faninsum" => Layer::FanInSum,
         "faninprod" => Layer::FanInProd,
@@ -92,14 +103,14 @@ fn layer(node: &Bound<'_, PyAny>) -> PyResult<Layer> {
 /// layers checked when they are created rather than when a network of them is compiled.
 #[pyfunction]
 pub fn check_layer(tree: &Bound<'_, PyAny>) -> PyResult<()> {
-    layer(tree).map(|_| ())
+    layer(tree, 0).map(|_| ())
 }
 
 #[pymethods]
 impl PyModel {
     #[new]
     fn new(tree: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let model = Model::new(layer(tree)?);
+        let model = Model::new(layer(tree, 0)?);
         // The composition is checked now (for inputs of any width; widths are checked per call).
         crate::model::Plan::compile(&model, None).map_err(to_py_err)?;
         Ok(PyModel { model })

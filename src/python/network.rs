@@ -57,7 +57,6 @@ fn params_to_py<'py>(py: Python<'py>, layers: &[DenseParams]) -> PyResult<Bound<
     pyo3::types::PyList::new(py, items)
 }
 
-
 /// A finite-width network (float64 parameters owned by the core). Safe to share between Python
 /// threads: readers (apply, kernels) run concurrently, a training step waits for them (the lock
 /// is taken without the GIL).
@@ -299,4 +298,3 @@ impl PyLinearized {
         PyLinearized { inner: RwLock::new(py.detach(|| read(&self.inner).clone())) }
     }
 }
-
