@@ -160,3 +160,25 @@ def test_ntk_kernel_eval_gradient_and_log_marginal_likelihood():
     want = -0.5 * y @ np.linalg.solve(want_k, y) - 0.5 * logdet - 15 * np.log(2 * np.pi)
     assert sign > 0 and lml == pytest.approx(want, rel=1e-9)
     assert gp.log_marginal_likelihood_value_ == pytest.approx(want, rel=1e-9)
+
+
+def test_demo_experiments_take_composed_networks():
+    """The demo's experiments run on a family of composed networks (a function of the width): the
+    empirical NTK of residual networks approaches the analytic one, finite networks follow the
+    analytic flow."""
+    from ntkfast import demo, stax
+
+    def resnet(width, out_dim):
+        block = stax.serial(stax.FanOut(2), stax.parallel(
+            stax.serial(stax.Relu(), stax.Dense(width, W_std=1.2, b_std=0.1)), stax.Identity()), stax.FanInSum())
+        return stax.serial(stax.Dense(width, W_std=1.5, b_std=0.1), block, stax.Relu(),
+                           stax.Dense(out_dim, W_std=1.5, b_std=0.1))
+
+    circle = demo.circle_convergence(resnet, [16, 1024], n_samples=4, n_points=30)
+    assert np.mean(circle.errors[1024]) < np.mean(circle.errors[16]) / 3
+    digits = demo.digits_dynamics(resnet, 150, 100, [512], steps=30, n_records=3)
+    assert digits.ntk_accuracy > 0.85
+    run = digits.runs[0]
+    last = np.argmin(np.abs(digits.times - run.time[-1]))
+    assert abs(run.train_loss[-1] - run.predicted_train_loss[last]) < 0.25 * run.predicted_train_loss[last]
+    assert 0 < run.param_change < 1

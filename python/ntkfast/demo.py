@@ -54,19 +54,44 @@ class CircleConvergence:
         return float(np.polyfit(np.log(self.widths), np.log(self.median_errors()), 1)[0])
 
 
-def circle_convergence(mlp: MLP, widths: Sequence[int], n_samples: int, n_points: int = 100,
+def _network(model, in_dim: int, width: int, out_dim: int, seed):
+    """A finite network of ``model`` at ``width``: ``model`` is an ``MLP``, or a function
+    ``(width, out_dim) -> ntkfast.stax network`` (a family of composed networks of growing width)."""
+    if isinstance(model, MLP):
+        return Network(model, init_params(model, in_dim, width, out_dim, seed))
+    return model(width, out_dim).init(in_dim, seed=seed)
+
+
+def _analytic(model, widths: Sequence[int], out_dim: int):
+    """The spec whose kernels the finite networks approach: the MLP, or the widest composed network
+    (the "standard" parameterization's NTK depends on the width)."""
+    return model if isinstance(model, MLP) else model(max(widths), out_dim)
+
+
+def _relative_change(net, start) -> float:
+    """||theta - theta_0|| / ||theta_0|| of a network against its initialisation."""
+    if isinstance(net, Network):
+        return float(net._core.distance(start._core) / start._core.norm())
+    from .composed import _norm
+
+    return _norm(net.layer, net.params, start.params) / _norm(start.layer, start.params)
+
+
+def circle_convergence(mlp, widths: Sequence[int], n_samples: int, n_points: int = 100,
                        seed: int = 0) -> CircleConvergence:
+    """The empirical NTK of random networks of growing width on the unit circle against the analytic
+    one. ``mlp``: an ``MLP``, or a function ``(width, out_dim) -> ntkfast.stax network``."""
     angles = np.linspace(-np.pi, np.pi, n_points)
     circle = np.stack([np.cos(angles), np.sin(angles)], axis=1)
     x0 = np.array([[1.0, 0.0]])
-    analytic = mlp.kernel(x0, circle, get="ntk")[0]
+    analytic = _analytic(mlp, widths, 1).kernel(x0, circle, get="ntk")[0]
     samples, errors = {}, {}
     seeds = np.random.SeedSequence(seed)
     with Progress(len(widths) * n_samples, "1/3 empirical NTK on the unit circle") as bar:
         for width, child in zip(widths, seeds.spawn(len(widths))):
             rows = []
             for sample_seed in child.spawn(n_samples):
-                net = Network(mlp, init_params(mlp, 2, width, 1, np.random.default_rng(sample_seed)))
+                net = _network(mlp, 2, width, 1, np.random.default_rng(sample_seed))
                 rows.append(net.ntk(x0, circle)[0])
                 bar.update()
             samples[width] = np.array(rows)
@@ -173,9 +198,12 @@ class KernelDescent:
         return ft0 + np.einsum("li,si,ik->slk", k_test_train @ self.vectors, self.gain(steps), c0, optimize=True)
 
 
-def digits_dynamics(mlp: MLP, n_train: int, n_test: int, widths: Sequence[int], steps: int, n_records: int = 12,
+def digits_dynamics(model, n_train: int, n_test: int, widths: Sequence[int], steps: int, n_records: int = 12,
                     top: int = 5, seed: int = 0) -> DigitsDynamics:
+    """Finite networks trained on digits against the analytic NTK's gradient descent. ``model``: an
+    ``MLP``, or a function ``(width, out_dim) -> ntkfast.stax network`` (with 10 outputs)."""
     x, y, xt, yt, labels, test_labels = load_digits_data(n_train, n_test, seed)
+    mlp = _analytic(model, widths, 10)
     start = time.perf_counter()
     k = mlp.kernel(x)
     kt = mlp.kernel(xt, x)
@@ -201,7 +229,7 @@ def digits_dynamics(mlp: MLP, n_train: int, n_test: int, widths: Sequence[int], 
     with Progress(len(widths) * len(record_steps), "2/3 training finite networks on digits") as bar:
         for i, width in enumerate(widths):
             begin = time.perf_counter()
-            net = mlp.init(x.shape[1], width=width, out_dim=10, seed=seed + 1 + i)
+            net = _network(model, x.shape[1], width, 10, seed + 1 + i)
             theta0 = net.ntk(x)
             own_values, own_vectors = np.linalg.eigh(theta0)
             own_values, leading = own_values[::-1], own_vectors[:, ::-1][:, :top]
@@ -225,8 +253,7 @@ def digits_dynamics(mlp: MLP, n_train: int, n_test: int, widths: Sequence[int], 
                 hist["coef"].append(np.linalg.norm(leading.T @ (f - y), axis=1) / c0)
                 bar.update()
             drift = float(np.linalg.norm(net.ntk(x) - theta0) / np.linalg.norm(theta0))
-            start_params = mlp.init(x.shape[1], width=width, out_dim=10, seed=seed + 1 + i)
-            change = float(net._core.distance(start_params._core) / start_params._core.norm())
+            change = _relative_change(net, _network(model, x.shape[1], width, 10, seed + 1 + i))
             own_decay = np.abs(1 - lr * np.maximum(own_values[None, :top], 0) / n) ** grid[:, None]
             runs.append(NetworkRun(width, np.array(hist["time"]), np.array(hist["train_loss"]),
                                    np.array(hist["test_loss"]), np.array(hist["test_acc"]), np.array(hist["train_acc"]),
