@@ -410,6 +410,111 @@ def test_errors_name_the_argument():
     assert all(np.isfinite(a).all() for a in _leaves(net.params))  # the last finite parameters are kept
 
 
+def test_init_refuses_weights_beyond_memory_naming_the_width():
+    # NumPy's own MemoryError ("Unable to allocate 116. TiB ...") named no argument
+    spec = stax.serial(stax.Dense(16), stax.Relu(), stax.Dense(1))
+    with pytest.raises(MemoryError, match=r"^in_dim: Dense\(16.* W of shape \(1000000000000, 16\)"):
+        spec.init(10**12)
+    with pytest.raises(MemoryError, match=r"^input_shape: Dense\(16"):
+        spec.init_fn(0, (-1, 10**12))
+    with pytest.raises(MemoryError, match=r"^out_dim: Dense\(1000000000000.* \(3, 1000000000000\)"):
+        stax.serial(stax.Dense(10**12), stax.Relu(), stax.Dense(1)).init(3)
+    with pytest.raises(MemoryError, match=r"^out_dim: Dense\(1000000.* \(1000000, 1000000\)"):
+        stax.serial(stax.Dense(10**6), stax.Relu(), stax.Dense(10**6), stax.Relu(), stax.Dense(1)).init(3)
+
+
+def test_init_counts_the_weights_of_every_layer(monkeypatch):
+    monkeypatch.setattr(ntkfast.finite, "_memory_allowance", lambda: 8 * 1000)  # 1000 floats
+    stax.serial(stax.Dense(20), stax.Dense(20)).init(20)  # 2 x 21 x 20 = 840 floats
+    with pytest.raises(MemoryError, match=r"^out_dim: Dense\(20.*\(besides the .* of the layers drawn before it\)"):
+        stax.serial(stax.Dense(20), stax.Dense(20), stax.Dense(20)).init(20)
+    with pytest.raises(MemoryError, match=r"^in_dim: Dense\(4"):
+        stax.serial(stax.Dense(4), stax.Relu()).init(300)
+
+
+def test_init_fn_checks_input_shape():
+    spec = TREES["residual"][0]
+    for shape, exc in [((-1, -3), ValueError), ((-1, 0), ValueError), ((-2, 3), ValueError), ((), ValueError),
+                       ((-1, 3.5), TypeError), (3, TypeError), ((-1, True), TypeError)]:
+        with pytest.raises(exc, match=r"^input_shape"):
+            spec.init_fn(0, shape)
+    with pytest.raises(ValueError, match=r"^input_shape\[1\]: the feature dimension"):
+        stax.parallel(stax.Dense(2), stax.Dense(2)).init_fn(0, [(-1, 3), (5, -1)])
+    assert spec.init_fn(0, (7, np.int64(3)))[0] == (7, 3)
+
+
+def test_nngp_checks_memory_before_allocating():
+    net = TREES["residual"][0].init(3, seed=0)
+    huge = np.broadcast_to(np.ones(3), (200_000, 3))
+    with pytest.raises(MemoryError, match=r"^x1: the empirical NNGP of 200000 x 200000 entries"):
+        net.nngp(huge)
+    with pytest.raises(MemoryError, match=r"^x1, x2: the empirical NNGP of 200000 x 100000 entries"):
+        net.nngp(huge, huge[:100_000])
+
+
+def _misbehaving(value):
+    def f(x):  # finite on the constructor's probe (7 points), not in the network
+        return np.full_like(x, value) if x.size > 7 else np.tanh(x)
+    return f
+
+
+def test_user_activation_returning_nan_is_named():
+    # it was blamed on the inputs ("x: the network's values overflow float64")
+    fn = stax.serial(stax.Dense(4, b_std=0.1), stax.ElementwiseNumerical(_misbehaving(np.nan), deg=16), stax.Dense(1))
+    net = fn.init(3)
+    with pytest.raises(ValueError, match=r"^fn: the activation of ElementwiseNumerical\(f, deg=16\) returned nan at x"):
+        net.apply(_x(4, 3))
+    with pytest.raises(ValueError, match=r"^fn: "):
+        net.ntk(_x(4, 3))  # phi' by central differences
+    df = stax.serial(stax.Dense(4, b_std=0.1),
+                     stax.ElementwiseNumerical(np.tanh, deg=16, df=_misbehaving(np.inf)), stax.Dense(1))
+    net = df.init(3)
+    net.apply(_x(4, 3))  # the derivative is not needed
+    with pytest.raises(ValueError, match=r"^df: the derivative of .* returned inf at x"):
+        net.ntk(_x(4, 3))
+    with pytest.raises(ValueError, match=r"^df: "):  # not "learning_rate: training diverged"
+        net.train(_x(4, 3), np.ones((4, 1)), learning_rate=0.1, steps=2)
+    layer = stax.Elementwise(ntkfast.activations.Numerical(np.tanh, _misbehaving(np.nan)))
+    with pytest.raises(ValueError, match=r"^dfn: the derivative"):  # activations.Numerical's name
+        stax.serial(stax.Dense(4), layer, stax.Dense(1)).init(3).ntk(_x(4, 3))
+
+
+def test_layernorm_eps0_on_equal_features_is_a_0_over_0_not_an_overflow():
+    net = stax.serial(stax.LayerNorm(eps=0.0), stax.Dense(1)).init(3)
+    x = _x(3, 3)
+    x[1] = 2.0  # features all equal: variance 0
+    with pytest.raises(ValueError, match=r"^x: LayerNorm\(eps=0.0\) divides 0 by 0 on row 1 of x .*eps > 0") as caught:
+        net.apply(x)
+    assert "overflow" not in str(caught.value)
+    with pytest.raises(ValueError, match=r"^x1: LayerNorm\(eps=0.0\) divides 0 by 0 on row 1 of x1"):
+        net.ntk(x)
+    with pytest.raises(ValueError, match=r"^x1, x2: .*divides 0 by 0"):
+        net.ntk(_x(2, 3), x)
+    assert np.isfinite(stax.serial(stax.LayerNorm(), stax.Dense(1)).init(3).apply(x)).all()  # eps > 0
+
+
+def test_deeply_nested_trees_train_like_flat_ones():
+    # a serial nested 1500 times (beyond Python's recursion limit for recursive passes): the same
+    # network as the flat serial of its layers, with the same draws
+    pair = [stax.Relu(), stax.Dense(4, W_std=2**0.5, b_std=0.1)]
+    nested = stax.Dense(4, b_std=0.1)
+    for _ in range(1500):
+        nested = stax.serial(nested, *pair)
+    flat = stax.serial(stax.Dense(4, b_std=0.1), *pair * 1500)
+    a, b = nested.init(3, seed=1), flat.init(3, seed=1)
+    x, y = _x(5, 3), _x(5, 4, key=1)
+    np.testing.assert_array_equal(a.apply(x), b.apply(x))
+    np.testing.assert_array_equal(a.ntk(x), b.ntk(x))
+    ha = a.train(x, y, learning_rate=0.05, steps=2)
+    hb = b.train(x, y, learning_rate=0.05, steps=2)
+    np.testing.assert_array_equal(ha.train_loss, hb.train_loss)
+    la, lb = a.linearize(), b.linearize()
+    la.train(x, y, learning_rate=0.05, steps=1)
+    lb.train(x, y, learning_rate=0.05, steps=1)
+    np.testing.assert_array_equal(la.apply(x), lb.apply(x))
+    np.testing.assert_array_equal(_leaves(apply(nested, a.params, x)), _leaves(a.apply(x)))
+
+
 # -- neural-tangents ------------------------------------------------------------------------------
 
 def _golden():

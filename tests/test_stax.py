@@ -463,6 +463,61 @@ def test_bad_layer_arguments_name_the_argument(make, exc, name):
         stax.serial(layer, stax.Dense(1)).kernel_fn(X)
 
 
+def test_gelu_approximate_must_be_a_bool():
+    # a string such as 'no' was taken as True
+    for flag in ("no", 0, None):
+        with pytest.raises(TypeError, match="approximate"):
+            stax.Gelu(approximate=flag)
+    assert repr(stax.Gelu(approximate=np.bool_(True))) == "Gelu(approximate=True)"
+    assert not stax.Gelu().approximate
+
+
+def test_elementwise_numerical_errors_name_its_own_arguments():
+    # activations.Numerical calls them dfn and degree: ElementwiseNumerical's are df and deg
+    with pytest.raises(TypeError, match=r"^df: must be callable") as caught:
+        stax.ElementwiseNumerical(np.tanh, deg=8, df=3)
+    assert "dfn" not in str(caught.value)
+    with pytest.raises(ValueError, match=r"^df: must be vectorised"):
+        stax.ElementwiseNumerical(np.tanh, deg=8, df=lambda x: x[:1])
+    with pytest.raises(TypeError, match=r"^fn: must be callable"):
+        stax.ElementwiseNumerical(3, deg=8)
+
+
+def _nested_serial(depth):
+    net = stax.Dense(4, b_std=0.1)
+    for _ in range(depth):
+        net = stax.serial(net, stax.Relu(), stax.Dense(4, W_std=2**0.5, b_std=0.1))
+    return net
+
+
+def test_deep_nesting_is_walked_without_recursion():
+    # a serial nested in a serial 3000 times: _tree, repr and init_fn raised a bare RecursionError
+    deep = _nested_serial(3000)
+    assert stax.nesting_depth(deep) == 3000
+    assert repr(deep).count("serial(") == 3000
+    tree = deep._tree()
+    for _ in range(3000):
+        assert tree[0] == "serial"
+        tree = tree[1][0]
+    assert tree[0] == "dense"
+    shape, params = deep.init_fn(0, (-1, 3))
+    assert shape == (-1, 4)
+    # the core refuses nesting beyond its limit, naming the layers; shallower trees compute
+    with pytest.raises(ValueError, match=r"^layers: .*nest"):
+        deep.kernel(X)
+    mid = _nested_serial(600)  # deeper than Python's recursion limit allowed the recursive walk
+    flat = stax.serial(stax.Dense(4, b_std=0.1), *[stax.Relu(), stax.Dense(4, W_std=2**0.5, b_std=0.1)] * 600)
+    np.testing.assert_array_equal(mid.kernel(X, get="ntk"), flat.kernel(X, get="ntk"))
+
+
+def test_nesting_error_names_the_layers_only_for_deep_trees():
+    exc = RecursionError("maximum recursion depth exceeded")
+    error = stax.nesting_error(_nested_serial(3000), exc)
+    assert isinstance(error, ValueError)
+    assert str(error).startswith("layers: the network is nested 3000 levels deep")
+    assert stax.nesting_error(_nested_serial(3), exc) is exc  # a user's function's own recursion
+
+
 # ---------------------------------------------------------------------------------------------
 # live comparison with neural-tangents (when importable; the golden file is what CI checks)
 
@@ -529,3 +584,21 @@ def test_sklearn_estimators_take_a_composed_model():
     assert np.array_equal(NTKKernel(model=net, get="nngp")(x), net.kernel(x, get="nngp"))
     with pytest.raises(TypeError, match="model: must be an ntkfast.MLP or an ntkfast.stax layer"):
         NTKRegressor(model="resnet").fit(x, y)
+
+
+def test_neural_tangents_signatures_of_elementwise_and_the_relus():
+    """``Elementwise(fn, nngp_fn, d_nngp_fn)`` takes neural-tangents' arguments (kernels by
+    quadrature of fn: Elementwise(erf) is Erf()); the ReLU family takes ``do_stabilize``."""
+    from scipy.special import erf
+
+    x = np.random.default_rng(5).standard_normal((6, 4))
+    by_fn = stax.serial(stax.Dense(8, W_std=1.3, b_std=0.1), stax.Elementwise(erf, nngp_fn=lambda *a: 0.0),
+                        stax.Dense(1, W_std=1.3, b_std=0.1))
+    closed = stax.serial(stax.Dense(8, W_std=1.3, b_std=0.1), stax.Erf(), stax.Dense(1, W_std=1.3, b_std=0.1))
+    assert relative_error(by_fn.kernel(x, get="ntk"), closed.kernel(x, get="ntk")) < 1e-8
+    with pytest.raises(NotImplementedError, match="fn: "):
+        stax.Elementwise(nngp_fn=lambda c, q1, q2: c)
+    for layer in (stax.Relu(do_stabilize=True), stax.LeakyRelu(0.1, do_stabilize=True),
+                  stax.ABRelu(-0.2, 1.0, True), stax.Abs(do_stabilize=True)):
+        net = stax.serial(stax.Dense(8, W_std=1.3), layer, stax.Dense(1))
+        assert np.all(np.isfinite(net.kernel(x, get="ntk")))

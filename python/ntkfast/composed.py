@@ -18,7 +18,7 @@ import numpy as np
 
 from . import composed_ops as ops
 from . import finite, linalg, stax
-from ._arrays import as_inputs
+from ._arrays import as_inputs, renamed_error
 
 __all__ = ["apply", "ComposedNetwork", "LinearizedComposedNetwork"]
 
@@ -135,7 +135,10 @@ class ComposedNetwork:
         if not isinstance(layer, stax.Layer):
             raise TypeError(f"layer: must be an ntkfast.stax layer, got {type(layer).__name__}")
         in_dim = finite._positive_int(in_dim, "in_dim")
-        _, params = layer.init_fn(seed, (-1, in_dim))
+        try:
+            _, params = layer.init_fn(seed, (-1, in_dim))
+        except MemoryError as exc:  # a W too large because of the input width: in_dim here
+            raise renamed_error(exc, {"input_shape": "in_dim"}) from None
         return cls(layer, params, in_dim, _copy=False)  # fresh arrays: no copy
 
     @classmethod
@@ -174,7 +177,7 @@ class ComposedNetwork:
     @_quiet
     def _apply_checked(self, x: np.ndarray, name: str = "x") -> np.ndarray:
         self._forward_check(x.shape[0], f"{name}: the forward pass")
-        return _overflow(ops.forward(self.layer, self._params, x, grad=False)[0], name)
+        return _overflow(ops.forward(self.layer, self._params, x, grad=False, inputs=name)[0], name)
 
     def ntk(self, x1, x2=None, *, trace: bool = True) -> np.ndarray:
         """Empirical NTK <df_k(x1_i)/dtheta, df_l(x2_j)/dtheta>: averaged over outputs k = l,
@@ -191,9 +194,10 @@ class ComposedNetwork:
         x = a if b is None else np.concatenate([a, b])
         n2 = n1 if b is None else b.shape[0]
         out_size = n1 * n2 * (1 if trace else k * k)
-        self._forward_check(x.shape[0], f"{'x1' if b is None else 'x1, x2'}: the empirical NTK",
+        names = "x1" if b is None else "x1, x2"
+        self._forward_check(x.shape[0], f"{names}: the empirical NTK",
                             8.0 * (3 * out_size + 3 * k * x.shape[0] * self._widest))
-        _, cache = ops.forward(self.layer, self._params, x)
+        _, cache = ops.forward(self.layer, self._params, x, inputs=names)
         theta = np.zeros((n1, n2) if trace else (n1, n2, k, k))
 
         def visit(dense, p, h, g):
@@ -220,9 +224,16 @@ class ComposedNetwork:
 
     def nngp(self, x1, x2=None) -> np.ndarray:
         """Empirical NNGP f(x1) f(x2)^T / out_dim."""
-        f1 = self._apply_checked(self._x(x1, "x1"), "x1")
-        f2 = f1 if x2 is None else self._apply_checked(self._x(x2, "x2"), "x2")
-        return f1 @ f2.T / self._out_dim
+        a = self._x(x1, "x1")
+        b = None if x2 is None else self._x(x2, "x2")
+        n2 = a.shape[0] if b is None else b.shape[0]
+        _check_memory(8.0 * a.shape[0] * n2,
+                      f"{'x1' if b is None else 'x1, x2'}: the empirical NNGP of {a.shape[0]} x {n2} entries")
+        f1 = self._apply_checked(a, "x1")
+        f2 = f1 if b is None else self._apply_checked(b, "x2")
+        out = f1 @ f2.T
+        out /= self._out_dim
+        return out
 
     def _vjp(self, params, cache, g: np.ndarray):
         """J^T g as a parameter tree: g (n, out_dim) the cotangents of the outputs."""
@@ -346,10 +357,17 @@ def _descend(layer, params, grads, learning_rate: float, loss: float):
 
 
 def _zip_trees(layer, a, b):
+    return ops._walk(layer, _zip_walk(layer, a, b))
+
+
+def _zip_walk(layer, a, b):
     if isinstance(layer, stax.Dense):
         return (a, b)
     if isinstance(layer, (stax.Serial, stax.Parallel)):
-        return tuple(_zip_trees(c, x, y) for c, x, y in zip(layer.layers, a, b))
+        out = []
+        for c, x, y in zip(layer.layers, a, b):
+            out.append((yield _zip_walk(c, x, y)))
+        return tuple(out)
     return ()
 
 

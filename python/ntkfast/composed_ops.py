@@ -12,6 +12,10 @@
 Values flowing between layers are (n, width) arrays, or lists of them after ``FanOut`` and
 ``parallel``. A Dense layer is z = w_scale h W + b_scale b: "ntk" w_scale = W_std / sqrt(fan_in),
 b_scale = b_std (W, b stored unscaled); "standard" w_scale = b_scale = 1.
+
+The passes are written recursively but as generators (``_forward`` yields ``_forward(child, ...)``
+and receives its value) and run by ``stax.run_nested`` without Python recursion: trees nested
+thousands of serial/parallel levels deep work (the kernels' core stops at its own limit).
 """
 
 from __future__ import annotations
@@ -53,6 +57,10 @@ def check_params(layer, params, where: str = "params", copy: bool = False):
     """``params`` as the tree passes take it: Dense -> (W, b) with W (fan_in, out_dim) and b
     (out_dim,) or None, float64 and finite; serial / parallel -> a tuple of their children's;
     every other layer -> (). ``copy``: never the caller's arrays."""
+    return _walk(layer, _check_params(layer, params, where, copy))
+
+
+def _check_params(layer, params, where, copy):
     if isinstance(layer, stax.Dense):
         if not isinstance(params, (tuple, list)) or len(params) != 2:
             raise TypeError(f"params: {where} is for {_short(layer)} and must be a pair (W, b); got "
@@ -77,8 +85,10 @@ def check_params(layer, params, where: str = "params", copy: bool = False):
         if not isinstance(params, (tuple, list)) or len(params) != n:
             raise TypeError(f"params: {where} is for a {kind} of {n} layers and must be a tuple of {n} entries, got "
                             f"{_describe(params)} ({_short(layer)})")
-        return tuple(check_params(child, p, f"{where}[{i}]", copy)
-                     for i, (child, p) in enumerate(zip(layer.layers, params)))
+        out = []
+        for i, (child, p) in enumerate(zip(layer.layers, params)):
+            out.append((yield _check_params(child, p, f"{where}[{i}]", copy)))
+        return tuple(out)
     if not isinstance(layer, stax.Layer):
         raise TypeError(f"layer: must be an ntkfast.stax layer, got {type(layer).__name__}")
     if not (isinstance(params, (tuple, list)) and len(params) == 0):
@@ -95,27 +105,41 @@ def scales(layer, w: np.ndarray) -> tuple[float, float]:
 
 
 def dense_params(layer, params):
-    """(dense layer, its (W, b)) for every Dense layer of the tree, in order."""
-    if isinstance(layer, stax.Dense):
-        yield layer, params
-    elif isinstance(layer, (stax.Serial, stax.Parallel)):
-        for child, p in zip(layer.layers, params):
-            yield from dense_params(child, p)
+    """(dense layer, its (W, b)) for every Dense layer of the tree, in order (without recursion)."""
+    stack = [(layer, params)]
+    while stack:
+        node, p = stack.pop()
+        if isinstance(node, stax.Dense):
+            yield node, p
+        elif isinstance(node, (stax.Serial, stax.Parallel)):
+            stack.extend(reversed(list(zip(node.layers, p))))
 
 
 def map_dense(layer, params, fn):
     """The tree of ``params`` with every Dense layer's (W, b) replaced by ``fn(dense, (W, b))``."""
+    return _walk(layer, _map_dense(layer, params, fn))
+
+
+def _map_dense(layer, params, fn):
     if isinstance(layer, stax.Dense):
         return fn(layer, params)
     if isinstance(layer, (stax.Serial, stax.Parallel)):
-        return tuple(map_dense(child, p, fn) for child, p in zip(layer.layers, params))
+        out = []
+        for child, p in zip(layer.layers, params):
+            out.append((yield _map_dense(child, p, fn)))
+        return tuple(out)
     return ()
 
 
-def has_params(layer) -> bool:
-    if isinstance(layer, stax.Dense):
-        return True
-    return isinstance(layer, (stax.Serial, stax.Parallel)) and any(map(has_params, layer.layers))
+def _walk(layer, walk):
+    """The value of ``walk``, a pass over the tree of ``layer`` written as a generator that yields
+    its recursive calls (``stax.run_nested``): no Python recursion, so trees nested deeper than
+    the recursion limit work. A RecursionError all the same (a caller already deep in the stack)
+    is a ValueError naming ``layers`` (``stax.nesting_error``) if the tree is deep."""
+    try:
+        return stax.run_nested(walk)
+    except RecursionError as exc:
+        raise stax.nesting_error(layer, exc) from None
 
 
 def _real_values(out, z: np.ndarray, name: str) -> np.ndarray:
@@ -125,6 +149,19 @@ def _real_values(out, z: np.ndarray, name: str) -> np.ndarray:
     return arr
 
 
+def _finite_values(values: np.ndarray, at: np.ndarray, name: str, what: str, layer) -> np.ndarray:
+    """``values`` (a user function's, at the points ``at``), or a ValueError naming the function if
+    it returned NaN or infinity at a finite point (non-finite points are an overflow upstream,
+    reported by the callers as such)."""
+    bad = ~np.isfinite(values) & np.isfinite(at)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"{name}: {what} of {_short(layer)} returned {float(values[i])} at x = {float(at[i])!r} "
+                         f"(a finite pre-activation of the finite network; {int(bad.sum())} of {bad.size} values are "
+                         f"not finite): {name} must return finite values wherever it is evaluated")
+    return values
+
+
 def pointwise(layer, z: np.ndarray, grad: bool):
     """(phi(z), phi'(z) or None) of an activation layer."""
     act, flat = layer.activation, np.ascontiguousarray(z, dtype=np.float64).reshape(-1)
@@ -132,14 +169,18 @@ def pointwise(layer, z: np.ndarray, grad: bool):
         return z.copy(), (z.copy() if grad else None)
     if isinstance(act, _act.Numerical) and not isinstance(act.fn, str):
         fn, dfn = act._core_function()
-        y = _real_values(fn(flat), flat, "fn")
+        dfn_name = getattr(layer, "_dfn_name", "dfn")
+        y = _finite_values(_real_values(fn(flat), flat, "fn"), flat, "fn", "the activation", layer)
         if not grad:
             return y.reshape(z.shape), None
         if dfn is not None:
-            dy = _real_values(dfn(flat), flat, "dfn")
+            dy = _finite_values(_real_values(dfn(flat), flat, dfn_name), flat, dfn_name, "the derivative", layer)
         else:  # central differences, as the core takes them
             step = 1e-5 * np.maximum(1.0, np.abs(flat))
-            dy = (_real_values(fn(flat + step), flat, "fn") - _real_values(fn(flat - step), flat, "fn")) / (2 * step)
+            above, below = flat + step, flat - step
+            dy = (_finite_values(_real_values(fn(above), flat, "fn"), above, "fn", "the activation", layer)
+                  - _finite_values(_real_values(fn(below), flat, "fn"), below, "fn", "the activation", layer)) \
+                / (2 * step)
         return y.reshape(z.shape), dy.reshape(z.shape)
     name, params = _GELU_TANH if layer.approximate and isinstance(act, _act.Gelu) else act._core_spec()
     y, dy = _core.pointwise(name, params, flat)
@@ -151,8 +192,13 @@ def _same_shapes(xs, layer):
         raise ValueError(f"x: {_short(layer)} needs inputs of one shape, got {[x.shape for x in xs]}")
 
 
-def forward(layer, params, x, grad: bool = True, where: str = "params"):
-    """(output, cache) of the layer on ``x``; ``grad=False`` skips what only the other passes need."""
+def forward(layer, params, x, grad: bool = True, where: str = "params", inputs: str = "x"):
+    """(output, cache) of the layer on ``x``; ``grad=False`` skips what only the other passes need.
+    ``inputs``: what errors about the values call the network's inputs (``x``, ``x1``)."""
+    return _walk(layer, _forward(layer, params, x, grad, where, inputs))
+
+
+def _forward(layer, params, x, grad, where, inputs):
     if isinstance(layer, stax.Dense):
         w, b = params
         if isinstance(x, list) or x.shape[1] != w.shape[0]:
@@ -169,16 +215,19 @@ def forward(layer, params, x, grad: bool = True, where: str = "params"):
     if isinstance(layer, stax.Serial):
         caches = []
         for i, (child, p) in enumerate(zip(layer.layers, params)):
-            x, cache = forward(child, p, x, grad, f"{where}[{i}]")
+            x, cache = yield _forward(child, p, x, grad, f"{where}[{i}]", inputs)
             caches.append(cache)
         return x, caches
     if isinstance(layer, stax.Parallel):
         if not isinstance(x, list) or len(x) != len(layer.layers):
             got = f"{len(x)} inputs" if isinstance(x, list) else "one input"
             raise ValueError(f"x: a parallel of {len(layer.layers)} branches needs as many inputs, got {got}")
-        outs = [forward(child, p, xi, grad, f"{where}[{i}]")
-                for i, (child, p, xi) in enumerate(zip(layer.layers, params, x))]
-        return [o[0] for o in outs], [o[1] for o in outs]
+        outs, caches = [], []
+        for i, (child, p, xi) in enumerate(zip(layer.layers, params, x)):
+            out, cache = yield _forward(child, p, xi, grad, f"{where}[{i}]", inputs)
+            outs.append(out)
+            caches.append(cache)
+        return outs, caches
     if isinstance(layer, stax.FanOut):
         return [x] * layer.num, None
     if isinstance(layer, (stax.FanInSum, stax.FanInProd)):
@@ -203,6 +252,13 @@ def forward(layer, params, x, grad: bool = True, where: str = "params"):
     if isinstance(layer, stax.LayerNorm):
         centred = x - x.mean(axis=-1, keepdims=True)
         s = np.sqrt(np.mean(centred * centred, axis=-1, keepdims=True) + layer.eps)
+        zero = s[:, 0] == 0
+        if zero.any():  # 0/0: eps = 0 and features all equal (not an overflow)
+            row = int(np.argmax(zero))
+            at = f"row {row} of {inputs}" if "," not in inputs else f"a row of {inputs}"
+            raise ValueError(f"{inputs}: {_short(layer)} divides 0 by 0 on {at} ({int(zero.sum())} of {zero.size} "
+                             "rows): the features of its input there are all equal (variance 0) and eps = 0 adds "
+                             "nothing to the variance; use LayerNorm(eps=...) with eps > 0 (the default is 1e-12)")
         y = centred / s
         return y, (y, s)
     raise TypeError(f"layer: {_short(layer)} is not supported in finite networks")
@@ -212,6 +268,11 @@ def backward(layer, params, cache, g, visit, need: bool = True):
     """The cotangents of the layer's input from those of its output, ``g``: (m, n, width) arrays
     (a list for several outputs), each of the m rows of the stack pulled back on its own;
     ``visit(dense, p, h, g)`` is called at every Dense layer. Returns None if not ``need``."""
+    has = stax._fold(layer, lambda node: isinstance(node, stax.Dense), lambda _, children: any(children), every=True)
+    return _walk(layer, _backward(layer, params, cache, g, visit, need, has))
+
+
+def _backward(layer, params, cache, g, visit, need, has):
     if isinstance(layer, stax.Dense):
         visit(layer, params, cache, g)
         if not need:
@@ -222,14 +283,16 @@ def backward(layer, params, cache, g, visit, need: bool = True):
             back *= w_scale
         return back
     if isinstance(layer, stax.Serial):
-        before = [False] + [has_params(child) for child in layer.layers[:-1]]
+        before = [False] + [has[id(child)] for child in layer.layers[:-1]]
         before = np.logical_or.accumulate(before)  # a parameter upstream of child i
         for i in range(len(layer.layers) - 1, -1, -1):
-            g = backward(layer.layers[i], params[i], cache[i], g, visit, need or bool(before[i]))
+            g = yield _backward(layer.layers[i], params[i], cache[i], g, visit, need or bool(before[i]), has)
         return g
     if isinstance(layer, stax.Parallel):
-        return [backward(child, p, c, gi, visit, need)
-                for child, p, c, gi in zip(layer.layers, params, cache, g)]
+        out = []
+        for child, p, c, gi in zip(layer.layers, params, cache, g):
+            out.append((yield _backward(child, p, c, gi, visit, need, has)))
+        return out
     if not need:
         return None
     if isinstance(cache, str):  # a FanIn of a single input
@@ -264,6 +327,10 @@ def _product(xs, skip: int):
 def tangent(layer, params, delta, cache, dx):
     """The change of the layer's output along the parameter change ``delta`` (same tree as
     ``params``) and input change ``dx`` (None: zero), to first order: a JVP at ``cache``."""
+    return _walk(layer, _tangent(layer, params, delta, cache, dx))
+
+
+def _tangent(layer, params, delta, cache, dx):
     if isinstance(layer, stax.Dense):
         (w, _), (dw, db), h = params, delta, cache
         w_scale, b_scale = scales(layer, w)
@@ -275,11 +342,14 @@ def tangent(layer, params, delta, cache, dx):
         return dz
     if isinstance(layer, stax.Serial):
         for child, p, d, c in zip(layer.layers, params, delta, cache):
-            dx = tangent(child, p, d, c, dx)
+            dx = yield _tangent(child, p, d, c, dx)
         return dx
     if isinstance(layer, stax.Parallel):
         dx = [None] * len(layer.layers) if dx is None else dx
-        return [tangent(child, p, d, c, di) for child, p, d, c, di in zip(layer.layers, params, delta, cache, dx)]
+        out = []
+        for child, p, d, c, di in zip(layer.layers, params, delta, cache, dx):
+            out.append((yield _tangent(child, p, d, c, di)))
+        return out
     if dx is None or isinstance(dx, list) and all(d is None for d in dx):
         return [None] * layer.num if isinstance(layer, stax.FanOut) else None
     if isinstance(cache, str):  # a FanIn of a single input
@@ -309,10 +379,15 @@ def first_fan_in(layer, params):
 
 
 def cache_floats(cache) -> tuple[int, int]:
-    """(entries per row, widest row) of the (n, width) arrays in a forward cache."""
-    if isinstance(cache, np.ndarray):
-        return cache.shape[-1], cache.shape[-1]
-    if isinstance(cache, (list, tuple)):
-        sizes = [cache_floats(c) for c in cache]
-        return sum(s[0] for s in sizes), max((s[1] for s in sizes), default=0)
-    return 0, 0
+    """(entries per row, widest row) of the (n, width) arrays in a forward cache (without recursion)."""
+    total = widest = 0
+    stack = [cache]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, np.ndarray):
+            total += item.shape[-1]
+            widest = max(widest, item.shape[-1])
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return total, widest
+

@@ -27,6 +27,7 @@ the kernels only in the "standard" parameterization, through the fan-in of the n
 from __future__ import annotations
 
 import numbers
+import sys
 from typing import Optional
 
 import numpy as np
@@ -34,7 +35,7 @@ import numpy as np
 from . import _core
 from . import activations as _act
 from . import predict as _predict
-from ._arrays import as_input_pair, as_inputs
+from ._arrays import as_input_pair, as_inputs, renamed_error
 from .models import Kernel, _parse_get
 
 __all__ = [
@@ -52,6 +53,12 @@ def _real(value, name: str, allow_none: bool = False) -> Optional[float]:
         kind = "a real number or None" if allow_none else "a real number"
         raise TypeError(f"{name}: must be {kind}, got {type(value).__name__}")
     return float(value)
+
+
+def _flag(value, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: must be True or False, got {value!r}")
+    return bool(value)
 
 
 def _count(value, name: str, minimum: int = 1) -> int:
@@ -103,7 +110,13 @@ class Layer:
         """``(output_shape, params)``: parameters in neural-tangents' layout (nested tuples; a Dense
         layer's ``(W, b)`` with W of shape (fan_in, out_dim), b of shape (1, out_dim) or None)."""
         rng = np.random.default_rng(as_seed(key))
-        return self._init(rng, _shape(input_shape, self.n_in))
+        shape = _shape(input_shape, self.n_in)
+        try:
+            return _init_params(self, rng, shape)
+        except _WeightsTooLarge as exc:
+            raise exc.named() from None
+        except RecursionError as exc:
+            raise nesting_error(self, exc) from None
 
     def apply_fn(self, params, inputs, **kwargs):
         """The finite network's outputs on ``inputs`` (NumPy in, NumPy out), with neural-tangents'
@@ -129,7 +142,10 @@ class Layer:
                 raise ValueError(f"layers: the network takes {self.n_in} inputs and returns {self.n_out} "
                                  "outputs; a kernel needs one input and one output (end the branches with "
                                  "FanInSum() or FanInProd())")
-            spec = _core.Model(self._tree())
+            try:
+                spec = _core.Model(self._tree())
+            except RecursionError as exc:
+                raise nesting_error(self, exc) from None
             object.__setattr__(self, "_spec", spec)
         return spec
 
@@ -191,10 +207,157 @@ def _shape(input_shape, n_in):
     if n_in == 1:
         if isinstance(input_shape, list):
             raise ValueError(f"input_shape: this layer takes one input, got a list of {len(input_shape)} shapes")
-        return tuple(int(s) for s in input_shape)
+        return _one_shape(input_shape, "input_shape")
     if not isinstance(input_shape, (list, tuple)) or not all(isinstance(s, (list, tuple)) for s in input_shape):
         raise ValueError(f"input_shape: this layer takes several inputs: pass a list of shapes, got {input_shape!r}")
-    return [tuple(int(v) for v in s) for s in input_shape]
+    return [_one_shape(s, f"input_shape[{i}]") for i, s in enumerate(input_shape)]
+
+
+def _one_shape(shape, where: str) -> tuple:
+    """One input's shape, (batch, ..., features): integers, the features positive, the other
+    dimensions -1 (any) or >= 0. ``where``: ``input_shape`` or ``input_shape[i]``."""
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise TypeError(f"{where}: must be a shape such as (-1, in_dim), got {shape!r}") from None
+    if not dims:
+        raise ValueError(f"{where}: must be a shape such as (-1, in_dim), got {shape!r}")
+    if any(isinstance(d, (bool, np.bool_)) or not isinstance(d, numbers.Integral) for d in dims):
+        raise TypeError(f"{where}: must be a shape of integers such as (-1, in_dim), got {shape!r}")
+    if dims[-1] < 1:
+        raise ValueError(f"{where}: the feature dimension (the last) must be a positive integer, got {dims[-1]} "
+                         f"in {shape!r}")
+    if any(d < -1 for d in dims[:-1]):
+        raise ValueError(f"{where}: the batch dimension must be -1 (any) or >= 0, got {shape!r}")
+    return tuple(int(d) for d in dims)
+
+
+def nesting_depth(layer) -> int:
+    """How many serial/parallel levels the tree of ``layer`` nests (0 for a single layer)."""
+    return _fold(layer, lambda _: 0, lambda _, children: 1 + max(children))
+
+
+def nesting_error(layer, exc: RecursionError) -> BaseException:
+    """The error for a RecursionError raised while walking the tree of ``layer``: a ValueError
+    naming ``layers`` if the tree nests deep enough to be the cause, else ``exc`` itself (a
+    RecursionError of a user's function in a shallow network is the user's)."""
+    try:
+        depth = nesting_depth(layer)
+    except Exception:  # noqa: BLE001 - e.g. a cycle: keep the original error
+        return exc
+    limit = sys.getrecursionlimit()
+    if depth < max(limit // 10, 20):
+        return exc
+    return ValueError(f"layers: the network is nested {depth} levels deep (serial/parallel inside serial/parallel), "
+                      f"beyond what Python's recursion limit (sys.getrecursionlimit() = {limit}) lets this walk "
+                      "of the layer tree reach; flatten the serial/parallel nesting (serial(serial(a, b), c) is "
+                      "serial(a, b, c))")
+
+
+def run_nested(walk):
+    """The value of ``walk``, a generator written as a recursive pass over a layer tree, run
+    without Python recursion (trees may nest deeper than Python's recursion limit): where the
+    recursive version would call itself on a child, ``walk`` yields that call's generator and
+    receives its value; it returns its own value. An exception raised by a call propagates."""
+    stack, value = [walk], None
+    while True:
+        try:
+            call = stack[-1].send(value)
+        except StopIteration as done:
+            stack.pop()
+            if not stack:
+                return done.value
+            value = done.value
+        else:
+            stack.append(call)
+            value = None
+
+
+def _init_params(layer, rng, shape):
+    """``layer._init(rng, shape)`` of any tree, without recursion; a MemoryError before drawing
+    weights that would outgrow the memory."""
+    shape, params, _ = run_nested(_init_walk(layer, rng, shape, [0.0], True))
+    return shape, params
+
+
+def _init_walk(layer, rng, shape, drawn: list, raw: bool):
+    """A ``run_nested`` walk of ``_init_params``: (output shape, params, whether the output is
+    still the network's input width, ``raw``, i.e. no Dense layer on the way). ``drawn``: [bytes
+    of the weights drawn so far]."""
+    if isinstance(layer, Serial):
+        params = []
+        for child in layer.layers:
+            shape, p, raw = yield _init_walk(child, rng, shape, drawn, raw)
+            params.append(p)
+        return shape, tuple(params), raw
+    if isinstance(layer, Parallel):
+        layer._check_shapes(shape)
+        shapes, params, raws = [], [], []
+        for child, s in zip(layer.layers, shape):
+            out_shape, p, r = yield _init_walk(child, rng, s, drawn, raw)
+            shapes.append(out_shape)
+            params.append(p)
+            raws.append(r)
+        return shapes, tuple(params), all(raws)
+    if isinstance(layer, Dense):
+        drawn[0] += _check_weights(layer, shape[-1], drawn[0], raw)
+        raw = False
+    return layer._init(rng, shape) + (raw,)
+
+
+def _fold(root, leaf, node, every: bool = False):
+    """``node(layer, [results of its children])`` for serial/parallel layers, ``leaf(layer)`` for
+    the others, over the tree of ``root``, without recursion (trees may nest deeper than Python's
+    recursion limit). A layer used several times is visited once. ``every``: a dict of the
+    results of every layer of the tree, by ``id``, rather than root's."""
+    done, active = {}, set()
+    stack = [root]
+    while stack:
+        layer = stack[-1]
+        key = id(layer)
+        if key in done:
+            stack.pop()
+            continue
+        if not isinstance(layer, _Combinator):
+            done[key] = leaf(layer)
+            stack.pop()
+            continue
+        todo = [child for child in layer.layers if id(child) not in done]
+        if todo:
+            if key in active:
+                raise ValueError(f"layers: {type(layer).__name__.lower()} contains itself")
+            active.add(key)
+            stack.extend(reversed(todo))
+            continue
+        stack.pop()
+        active.discard(key)
+        done[key] = node(layer, [done[id(child)] for child in layer.layers])
+    return done if every else done[id(root)]
+
+
+class _WeightsTooLarge(MemoryError):
+    """A Dense layer's W would not fit; ``Layer.init_fn`` names the argument responsible."""
+
+    def __init__(self, layer, fan_in: int, nbytes: float, allowance: float, before: float = 0.0,
+                 raw: bool = False):
+        self.layer, self.fan_in, self.nbytes, self.allowance, self.before = layer, fan_in, nbytes, allowance, before
+        self.raw = raw  # the fan-in is the network's input width
+        super().__init__(self._message("out_dim"))
+
+    def _message(self, name: str) -> str:
+        d = self.layer
+        gib = 2.0**30
+        also = (f" (besides the {self.before / gib:.3g} GiB of the layers drawn before it)"
+                if self.nbytes <= self.allowance else "")
+        return (f"{name}: {d!r} on {self.fan_in} input features needs a weight matrix W of shape "
+                f"({self.fan_in}, {d.out_dim}): {self.nbytes / gib:.3g} GiB in float64{also}, more than this "
+                f"process can use ({self.allowance / gib:.3g} GiB); the parameters were not drawn")
+
+    def named(self) -> MemoryError:
+        """The error naming ``input_shape`` if W is large because of the network's input width (the
+        fan-in, at least out_dim), else ``out_dim``."""
+        name = "input_shape" if self.raw and self.fan_in >= self.layer.out_dim else "out_dim"
+        return MemoryError(self._message(name))
 
 
 # -- layers ---------------------------------------------------------------------------------------
@@ -235,6 +398,18 @@ class Dense(Layer):
     def __repr__(self) -> str:
         extra = "" if self.parameterization == "ntk" else f", parameterization={self.parameterization!r}"
         return f"Dense({self.out_dim}, W_std={self.W_std!r}, b_std={self.b_std!r}{extra})"
+
+
+def _check_weights(dense: Dense, fan_in: int, before: float = 0.0, raw: bool = False) -> float:
+    """The bytes of a W (and b), or a MemoryError before drawing them if they cannot fit in this
+    process's memory (with ``before`` bytes of other weights)."""
+    from .finite import _memory_allowance
+
+    nbytes = 8.0 * (float(fan_in) + 1.0) * float(dense.out_dim)
+    allowance = _memory_allowance()
+    if allowance is not None and before + nbytes > allowance:
+        raise _WeightsTooLarge(dense, fan_in, nbytes, allowance, before, raw)
+    return nbytes
 
 
 class _Stateless(Layer):
@@ -324,12 +499,31 @@ class FanInProd(_FanIn):
 
 
 class Elementwise(_Stateless):
-    """An activation layer: ``phi`` applied to every feature (an ``ntkfast.activations`` object)."""
+    """An activation layer: phi applied to every feature.
 
-    def __init__(self, activation, name: Optional[str] = None, approximate: bool = False):
-        self.activation = _act.get(activation)
-        self.name = name or repr(self.activation)
-        self.approximate = bool(approximate)
+    ``Elementwise(fn, nngp_fn=None, d_nngp_fn=None)`` is neural-tangents' signature: ``fn`` a NumPy
+    function; its kernels come from ntkfast's adaptive quadrature of ``fn`` (``nngp_fn`` and
+    ``d_nngp_fn``, neural-tangents' closed forms, are accepted and not needed). ``fn`` may also be
+    an ``ntkfast.activations`` object or alias (``Elementwise("relu")``): its closed form.
+    """
+
+    _dfn_name = "dfn"  # the derivative's argument name, for errors (ElementwiseNumerical's is df)
+
+    def __init__(self, fn=None, nngp_fn=None, d_nngp_fn=None, *, name: Optional[str] = None,
+                 approximate: bool = False):
+        if fn is None:
+            raise NotImplementedError("fn: ntkfast computes an Elementwise layer's kernels from fn itself (by "
+                                      "quadrature); pass fn")
+        for arg, value in (("nngp_fn", nngp_fn), ("d_nngp_fn", d_nngp_fn)):
+            if value is not None and not callable(value):
+                raise TypeError(f"{arg}: must be callable or None, got {type(value).__name__}")
+        if isinstance(fn, (_act.Activation, str)):
+            self.activation = _act.get(fn)
+        else:
+            self.activation = _act.Numerical(fn)
+        self.name = name or (repr(self.activation) if isinstance(fn, (_act.Activation, str)) else
+                             f"Elementwise({getattr(fn, '__name__', repr(fn))})")
+        self.approximate = _flag(approximate, "approximate")
 
     def _tree(self):
         core_name, params = self.activation._core_spec()
@@ -341,17 +535,39 @@ class Elementwise(_Stateless):
 
 
 class _Combinator(Layer):
+    _kind = ""
+
     def __init__(self, layers, kind: str):
         self.layers = tuple(_as_layer(layer, f"{kind}[{i}]") for i, layer in enumerate(layers))
         if not self.layers:
             raise ValueError(f"layers: {kind}() needs at least one layer")
 
+    def _tree(self):
+        # without recursion: the core takes trees nested up to its own limit, deeper than Python's
+        return _fold(self, lambda layer: layer._tree(), lambda layer, children: (layer._kind, children))
+
     def __repr__(self) -> str:
-        return f"{type(self).__name__.lower()}({', '.join(map(repr, self.layers))})"
+        parts, stack = [], [self]  # without recursion, as _tree
+        while stack:
+            item = stack.pop()
+            if isinstance(item, str):
+                parts.append(item)
+            elif isinstance(item, _Combinator):
+                stack.append(")")
+                for i in range(len(item.layers) - 1, -1, -1):
+                    stack.append(item.layers[i])
+                    if i:
+                        stack.append(", ")
+                parts.append(f"{type(item).__name__.lower()}(")
+            else:
+                parts.append(repr(item))
+        return "".join(parts)
 
 
 class Serial(_Combinator):
     """``serial(*layers)``: the layers one after another."""
+
+    _kind = "serial"
 
     def __init__(self, layers):
         super().__init__(layers, "serial")
@@ -365,19 +581,14 @@ class Serial(_Combinator):
         if self.n_in is None:
             self.n_in = 1  # (a leading FanIn of one input)
 
-    def _tree(self):
-        return ("serial", [layer._tree() for layer in self.layers])
-
     def _init(self, rng, shape):
-        params = []
-        for layer in self.layers:
-            shape, p = layer._init(rng, shape)
-            params.append(p)
-        return shape, tuple(params)
+        return _init_params(self, rng, shape)
 
 
 class Parallel(_Combinator):
     """``parallel(*layers)``: layer i applied to input i."""
+
+    _kind = "parallel"
 
     def __init__(self, layers):
         super().__init__(layers, "parallel")
@@ -386,15 +597,13 @@ class Parallel(_Combinator):
                 raise ValueError(f"layers: parallel[{i}] {layer!r} must take one input and return one output")
         self.n_in = self.n_out = len(self.layers)
 
-    def _tree(self):
-        return ("parallel", [layer._tree() for layer in self.layers])
-
-    def _init(self, rng, shapes):
+    def _check_shapes(self, shapes) -> None:
         if not isinstance(shapes, list) or len(shapes) != len(self.layers):
             raise ValueError(f"input_shape: parallel of {len(self.layers)} branches needs a list of as many shapes, "
                              f"got {shapes!r}")
-        out = [layer._init(rng, s) for layer, s in zip(self.layers, shapes)]
-        return [o[0] for o in out], tuple(o[1] for o in out)
+
+    def _init(self, rng, shapes):
+        return _init_params(self, rng, shapes)
 
 
 def _as_layer(layer, where: str) -> Layer:
@@ -421,70 +630,73 @@ def parallel(*layers) -> Parallel:
 
 # -- activations under neural-tangents' names ------------------------------------------------------
 
-def Relu() -> Elementwise:
-    return Elementwise(_act.Relu(), "Relu()")
+def Relu(do_stabilize: bool = False) -> Elementwise:
+    """(``do_stabilize``, neural-tangents' safeguard for its angle formula, has nothing to do here:
+    ntkfast's angle is stable.)"""
+    return Elementwise(_act.Relu(), name="Relu()")
 
 
-def LeakyRelu(alpha: float) -> Elementwise:
-    return Elementwise(_act.LeakyRelu(alpha), f"LeakyRelu({alpha!r})")
+def LeakyRelu(alpha: float, do_stabilize: bool = False) -> Elementwise:
+    return Elementwise(_act.LeakyRelu(alpha), name=f"LeakyRelu({alpha!r})")
 
 
-def ABRelu(a: float, b: float) -> Elementwise:
-    return Elementwise(_act.ABRelu(a, b), f"ABRelu({a!r}, {b!r})")
+def ABRelu(a: float, b: float, do_stabilize: bool = False) -> Elementwise:
+    return Elementwise(_act.ABRelu(a, b), name=f"ABRelu({a!r}, {b!r})")
 
 
-def Abs() -> Elementwise:
-    return Elementwise(_act.Abs(), "Abs()")
+def Abs(do_stabilize: bool = False) -> Elementwise:
+    return Elementwise(_act.Abs(), name="Abs()")
 
 
 def Erf(a: float = 1.0, b: float = 1.0, c: float = 0.0) -> Elementwise:
-    return Elementwise(_act.Erf(a, b, c), f"Erf({a!r}, {b!r}, {c!r})")
+    return Elementwise(_act.Erf(a, b, c), name=f"Erf({a!r}, {b!r}, {c!r})")
 
 
 def Sigmoid_like() -> Elementwise:
-    return Elementwise(_act.SigmoidLike(), "Sigmoid_like()")
+    return Elementwise(_act.SigmoidLike(), name="Sigmoid_like()")
 
 
 def Gelu(approximate: bool = False) -> Elementwise:
     """The GELU x Phi(x); its kernels are exact. ``approximate=True`` (as in neural-tangents) only
     changes finite networks' ``apply_fn`` to the tanh approximation."""
-    return Elementwise(_act.Gelu(), f"Gelu(approximate={bool(approximate)})", approximate=approximate)
+    approximate = _flag(approximate, "approximate")
+    return Elementwise(_act.Gelu(), name=f"Gelu(approximate={approximate})", approximate=approximate)
 
 
 def Sign() -> Elementwise:
-    return Elementwise(_act.Sign(), "Sign()")
+    return Elementwise(_act.Sign(), name="Sign()")
 
 
 def Sin(a: float = 1.0, b: float = 1.0, c: float = 0.0) -> Elementwise:
-    return Elementwise(_act.Sin(a, b, c), f"Sin({a!r}, {b!r}, {c!r})")
+    return Elementwise(_act.Sin(a, b, c), name=f"Sin({a!r}, {b!r}, {c!r})")
 
 
 def Cos(a: float = 1.0, b: float = 1.0, c: float = 0.0) -> Elementwise:
-    return Elementwise(_act.Cos(a, b, c), f"Cos({a!r}, {b!r}, {c!r})")
+    return Elementwise(_act.Cos(a, b, c), name=f"Cos({a!r}, {b!r}, {c!r})")
 
 
 def Rbf(gamma: float = 1.0) -> Elementwise:
-    return Elementwise(_act.Rbf(gamma), f"Rbf({gamma!r})")
+    return Elementwise(_act.Rbf(gamma), name=f"Rbf({gamma!r})")
 
 
 def Gabor() -> Elementwise:
-    return Elementwise(_act.Gabor(), "Gabor()")
+    return Elementwise(_act.Gabor(), name="Gabor()")
 
 
 def Exp(a: float = 1.0, b: float = 1.0) -> Elementwise:
-    return Elementwise(_act.Exp(a, b), f"Exp({a!r}, {b!r})")
+    return Elementwise(_act.Exp(a, b), name=f"Exp({a!r}, {b!r})")
 
 
 def Gaussian(a: float = 1.0, b: float = -1.0) -> Elementwise:
-    return Elementwise(_act.Gaussian(a, b), f"Gaussian({a!r}, {b!r})")
+    return Elementwise(_act.Gaussian(a, b), name=f"Gaussian({a!r}, {b!r})")
 
 
 def Monomial(degree: int) -> Elementwise:
-    return Elementwise(_act.Monomial(degree), f"Monomial({degree!r})")
+    return Elementwise(_act.Monomial(degree), name=f"Monomial({degree!r})")
 
 
 def RectifiedMonomial(degree: int) -> Elementwise:
-    return Elementwise(_act.RectifiedMonomial(degree), f"RectifiedMonomial({degree!r})")
+    return Elementwise(_act.RectifiedMonomial(degree), name=f"RectifiedMonomial({degree!r})")
 
 
 def ElementwiseNumerical(fn, deg: int, df=None) -> Elementwise:
@@ -493,12 +705,18 @@ def ElementwiseNumerical(fn, deg: int, df=None) -> Elementwise:
     if isinstance(deg, bool) or not isinstance(deg, numbers.Integral) or not 1 <= deg <= 2048:
         raise ValueError(f"deg: must be an integer from 1 to 2048, got {deg!r}")
     name = getattr(fn, "__name__", repr(fn))
-    return Elementwise(_act.Numerical(fn, df, max(int(deg), 8)), f"ElementwiseNumerical({name}, deg={deg})")
+    try:
+        activation = _act.Numerical(fn, df, max(int(deg), 8))
+    except (TypeError, ValueError) as exc:  # named as activations.Numerical's arguments: dfn, degree
+        raise renamed_error(exc, {"dfn": "df", "degree": "deg", "fn": "fn"}) from None
+    layer = Elementwise(activation, name=f"ElementwiseNumerical({name}, deg={deg})")
+    layer._dfn_name = "df"  # what the finite networks' errors call the derivative
+    return layer
 
 
 def _numerical(builtin: str, label: str):
     def layer() -> Elementwise:
-        return Elementwise(_act.Numerical(builtin), f"{label}()")
+        return Elementwise(_act.Numerical(builtin), name=f"{label}()")
 
     layer.__name__ = label
     layer.__doc__ = f"The {builtin} activation (ntkfast's built-in numerical activation ``{builtin!r}``)."
