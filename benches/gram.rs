@@ -1,13 +1,14 @@
 //! Criterion benches of the Gram computation:
 //! - `gram/relu3_784`: NNGP + NTK of (1000, 784) inputs, ReLU depth 3 (GEMM-heavy), f64 and f32;
+//!   `gram/resnet_784`: the same inputs through two residual blocks with LayerNorm (branches);
 //! - `recursion/<activation>`: (1024, 4) inputs at depth 0 and 10, whose difference / (10 * entries)
 //!   is the cost per entry and layer of each dual activation (printed at the end).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ndarray::Array2;
 use ntkfast::activation::SeriesFunction;
-use ntkfast::series::Builtin;
-use ntkfast::{Activation, Dense, Mlp, Parameterization, Want, gram};
+use ntkfast::activation::Builtin;
+use ntkfast::{Activation, Dense, Layer, Mlp, Model, Parameterization, Want, gram};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -20,9 +21,31 @@ fn inputs(n: usize, d: usize) -> Array2<f64> {
     })
 }
 
-fn mlp(depth: usize, activation: Activation) -> Mlp {
+fn mlp(depth: usize, activation: Activation) -> Model {
     let dense = Dense::new(2f64.sqrt(), Some(0.1), "W_std", "b_std").unwrap();
-    Mlp::new(depth, activation, dense, dense, Parameterization::Ntk).unwrap()
+    Model::from_mlp(&Mlp::new(depth, activation, dense, dense, Parameterization::Ntk).unwrap(), None).unwrap()
+}
+
+/// Dense, two residual blocks (Relu, Dense, LayerNorm beside an Identity), Erf, Dense.
+fn resnet() -> Model {
+    let dense = |w: f64| Layer::dense(512, w, Some(0.05), false).unwrap();
+    let act = |a: Activation, label: &str| Layer::activation(a, None, label.into()).unwrap();
+    let block = || {
+        Layer::Serial(vec![
+            Layer::FanOut(2),
+            Layer::Parallel(vec![
+                Layer::Serial(vec![
+                    act(Activation::AbRelu { a: 0.0, b: 1.0 }, "Relu()"),
+                    dense(1.2),
+                    Layer::layer_norm(1e-12).unwrap(),
+                ]),
+                Layer::Identity,
+            ]),
+            Layer::FanInSum,
+        ])
+    };
+    let erf = act(Activation::Erf { a: 1.0, b: 1.0, c: 0.0 }, "Erf()");
+    Model::new(Layer::Serial(vec![dense(1.5), block(), block(), erf, dense(1.5)]))
 }
 
 const BOTH: Want = Want { nngp: true, ntk: true };
@@ -35,6 +58,8 @@ fn bench_gram(c: &mut Criterion) {
     group.sample_size(20);
     group.bench_function("relu3_784_f64", |b| b.iter(|| black_box(gram(&relu3, x.view(), None, BOTH).unwrap())));
     group.bench_function("relu3_784_f32", |b| b.iter(|| black_box(gram(&relu3, x32.view(), None, BOTH).unwrap())));
+    let resnet = resnet();
+    group.bench_function("resnet_784_f64", |b| b.iter(|| black_box(gram(&resnet, x.view(), None, BOTH).unwrap())));
     group.finish();
 }
 
@@ -72,7 +97,7 @@ fn bench_recursion(c: &mut Criterion) {
 fn report_per_entry() {
     let x = inputs(1024, 4);
     let entries = 1024.0 * 1025.0 / 2.0;
-    let time = |m: &Mlp| {
+    let time = |m: &Model| {
         let mut best = Duration::MAX;
         for _ in 0..5 {
             let start = Instant::now();
