@@ -114,6 +114,31 @@ def _renamed(exc: Exception, names: dict) -> Exception:
     return renamed_error(exc, names)
 
 
+def compiled_kernel(spec, x1, x2, get, diagonal):
+    """The ``kernel`` method of a model (``MLP`` or ``ntkfast.stax`` layer) whose compiled core spec
+    ``spec()`` returns: arguments checked, the kernels requested, a ``Kernel`` or one array."""
+    names, single = _parse_get(get)
+    want = {"nngp": "nngp" in names, "ntk": "ntk" in names}
+    if not isinstance(diagonal, (bool, np.bool_)):  # diagonal="no" would be truthy
+        raise TypeError(f"diagonal: must be True or False, got {diagonal!r}")
+    if diagonal:
+        if x2 is not None:
+            raise ValueError("diagonal: diagonal=True returns k(x1_i, x1_i) and takes x2=None")
+        nngp, ntk = spec().kernel_diagonal(as_inputs(x1, "x1"), **want)
+    else:
+        a, b = as_input_pair(x1, x2)
+        nngp, ntk = spec().kernel(a, b, **want)
+    result = Kernel(nngp, ntk, names)
+    return result[names[0]] if single else result
+
+
+def kernel_float64(model, x1, x2, get):
+    """``model.kernel`` in float64 whatever the input dtype: predictions solve linear systems in them."""
+    a = np.asarray(as_inputs(x1, "x1"), dtype=np.float64)
+    b = None if x2 is None else np.asarray(as_inputs(x2, "x2"), dtype=np.float64)
+    return model.kernel(a, b, get=get)
+
+
 def _rebuild_mlp(depth, activation, kwargs):
     return MLP(depth, activation, **kwargs)
 
@@ -209,25 +234,10 @@ class MLP:
             float32 arrays for float32 inputs, float64 otherwise; (n1, n2), or (n1,) diagonals.
             The NTK of a network with several outputs is this kernel times the identity.
         """
-        names, single = _parse_get(get)
-        want = {"nngp": "nngp" in names, "ntk": "ntk" in names}
-        if not isinstance(diagonal, (bool, np.bool_)):  # diagonal="no" would be truthy
-            raise TypeError(f"diagonal: must be True or False, got {diagonal!r}")
-        if diagonal:
-            if x2 is not None:
-                raise ValueError("diagonal: diagonal=True returns k(x1_i, x1_i) and takes x2=None")
-            nngp, ntk = self._spec.kernel_diagonal(as_inputs(x1, "x1"), **want)
-        else:
-            a, b = as_input_pair(x1, x2)
-            nngp, ntk = self._spec.kernel(a, b, **want)
-        result = Kernel(nngp, ntk, names)
-        return result[names[0]] if single else result
+        return compiled_kernel(lambda: self._spec, x1, x2, get, diagonal)
 
     def _kernel_float64(self, x1, x2=None, *, get=("nngp", "ntk")):
-        """Kernels in float64 whatever the input dtype: predictions solve linear systems in them."""
-        a = np.asarray(as_inputs(x1, "x1"), dtype=np.float64)
-        b = None if x2 is None else np.asarray(as_inputs(x2, "x2"), dtype=np.float64)
-        return self.kernel(a, b, get=get)
+        return kernel_float64(self, x1, x2, get)
 
     def predict(self, x_train, y_train, x_test=None, *, t=None, get="ntk", compute_cov: bool = False,
                 diag_reg: float = 0.0, diag_reg_absolute_scale: bool = False):

@@ -35,8 +35,8 @@ import numpy as np
 from . import _core
 from . import activations as _act
 from . import predict as _predict
-from ._arrays import as_input_pair, as_inputs, renamed_error
-from .models import Kernel, _parse_get
+from ._arrays import renamed_error
+from .models import compiled_kernel, kernel_float64
 
 __all__ = [
     "Layer", "serial", "parallel", "FanOut", "FanInSum", "FanInProd", "Identity", "Dense", "LayerNorm",
@@ -151,25 +151,10 @@ class Layer:
 
     def kernel(self, x1, x2=None, *, get=("nngp", "ntk"), diagonal: bool = False):
         """Infinite-width NNGP and/or NTK between the rows of ``x1`` and ``x2`` (as ``MLP.kernel``)."""
-        names, single = _parse_get(get)
-        want = {"nngp": "nngp" in names, "ntk": "ntk" in names}
-        if not isinstance(diagonal, (bool, np.bool_)):
-            raise TypeError(f"diagonal: must be True or False, got {diagonal!r}")
-        spec = self._compiled()
-        if diagonal:
-            if x2 is not None:
-                raise ValueError("diagonal: diagonal=True returns k(x1_i, x1_i) and takes x2=None")
-            nngp, ntk = spec.kernel_diagonal(as_inputs(x1, "x1"), **want)
-        else:
-            a, b = as_input_pair(x1, x2)
-            nngp, ntk = spec.kernel(a, b, **want)
-        result = Kernel(nngp, ntk, names)
-        return result[names[0]] if single else result
+        return compiled_kernel(self._compiled, x1, x2, get, diagonal)
 
     def _kernel_float64(self, x1, x2=None, *, get=("nngp", "ntk")):
-        a = np.asarray(as_inputs(x1, "x1"), dtype=np.float64)
-        b = None if x2 is None else np.asarray(as_inputs(x2, "x2"), dtype=np.float64)
-        return self.kernel(a, b, get=get)
+        return kernel_float64(self, x1, x2, get)
 
     def predict(self, x_train, y_train, x_test=None, *, t=None, get="ntk", compute_cov: bool = False,
                 diag_reg: float = 0.0, diag_reg_absolute_scale: bool = False):
