@@ -1,28 +1,7 @@
-"""``ntkfast.stax``: neural-tangents' layer language on ntkfast's core.
+"""The layers of ``ntkfast.stax`` as values: the ``Layer`` base (the neural-tangents triple, and
+ntkfast's ``kernel``, ``predict``, ``init``), Dense, LayerNorm, Identity, the branch layers and
+combinators, the activation layer ``Elementwise``, and the walks over a layer tree."""
 
-Migrating is one changed import::
-
-    from ntkfast import stax          # was: from neural_tangents import stax
-
-    init_fn, apply_fn, kernel_fn = stax.serial(
-        stax.Dense(512, W_std=1.5, b_std=0.05), stax.Relu(),
-        stax.Dense(512, W_std=1.5, b_std=0.05), stax.Relu(),
-        stax.Dense(1, W_std=1.5, b_std=0.05))
-    k = kernel_fn(x1, x2, get="ntk")     # NumPy in, NumPy out
-
-Layers are values: every layer and combinator returns a ``Layer`` that unpacks as
-``(init_fn, apply_fn, kernel_fn)`` with neural-tangents' signatures, conventions and numbers, and
-also has ``.kernel``, ``.predict`` and ``.init`` (a finite ``ComposedNetwork``). The whole tree is
-compiled once into the core's per-tile program: consecutive Dense + activation pairs run fused,
-branches (``FanOut``, ``parallel``, ``FanInSum``, ``FanInProd``) and ``LayerNorm`` are steps of it.
-
-Conventions (neural-tangents'): ``Dense(out_dim, W_std=1., b_std=None, parameterization='ntk')``;
-the input kernel is x1.x2 / d; an activation needs Gaussian inputs (a Dense, possibly followed by
-``LayerNorm``, ``Identity`` or a ``FanInSum`` of Gaussian branches, before it); ``FanInSum`` adds
-kernels of independent Gaussian branches, ``FanInProd`` multiplies them (product rule for the NTK);
-``LayerNorm`` divides by the square roots of the diagonals (plus ``eps``). ``out_dim`` matters to
-the kernels only in the "standard" parameterization, through the fan-in of the next Dense.
-"""
 
 from __future__ import annotations
 
@@ -32,18 +11,11 @@ from typing import Optional
 
 import numpy as np
 
-from . import _core
-from . import activations as _act
-from . import predict as _predict
-from ._arrays import renamed_error
-from .models import compiled_kernel, kernel_float64
+from .. import _core
+from .. import activations as _act
+from .. import predict as _predict
+from ..models import compiled_kernel, kernel_float64
 
-__all__ = [
-    "Layer", "serial", "parallel", "FanOut", "FanInSum", "FanInProd", "Identity", "Dense", "LayerNorm",
-    "Relu", "LeakyRelu", "ABRelu", "Abs", "Erf", "Sigmoid_like", "Gelu", "Sign", "Sin", "Cos", "Rbf", "Gabor",
-    "Exp", "Gaussian", "Monomial", "RectifiedMonomial", "ElementwiseNumerical", "Elementwise",
-    "Tanh", "Softplus", "Silu", "Swish", "Elu", "Selu", "Sigmoid", "GeluTanh",
-]
 
 
 def _real(value, name: str, allow_none: bool = False) -> Optional[float]:
@@ -121,7 +93,7 @@ class Layer:
     def apply_fn(self, params, inputs, **kwargs):
         """The finite network's outputs on ``inputs`` (NumPy in, NumPy out), with neural-tangents'
         own parameters (converted to NumPy) or those of ``init_fn``."""
-        from . import composed
+        from .. import composed
 
         _no_kwargs(kwargs, "apply_fn", allowed=("rng", "mask"))
         return composed.apply(self, params, inputs)
@@ -164,7 +136,7 @@ class Layer:
 
     def init(self, in_dim: int, *, seed=0):
         """A finite-width ``ComposedNetwork`` of this spec, its weights drawn from ``seed``."""
-        from . import composed
+        from .. import composed
 
         return composed.ComposedNetwork.initialize(self, in_dim, seed)
 
@@ -388,7 +360,7 @@ class Dense(Layer):
 def _check_weights(dense: Dense, fan_in: int, before: float = 0.0, raw: bool = False) -> float:
     """The bytes of a W (and b), or a MemoryError before drawing them if they cannot fit in this
     process's memory (with ``before`` bytes of other weights)."""
-    from .finite import _memory_allowance
+    from ..finite import _memory_allowance
 
     nbytes = 8.0 * (float(fan_in) + 1.0) * float(dense.out_dim)
     allowance = _memory_allowance()
@@ -611,108 +583,3 @@ def serial(*layers) -> Serial:
 def parallel(*layers) -> Parallel:
     """Layer i on input i (neural-tangents' ``stax.parallel``)."""
     return Parallel(layers)
-
-
-# -- activations under neural-tangents' names ------------------------------------------------------
-
-def Relu(do_stabilize: bool = False) -> Elementwise:
-    """(``do_stabilize``, neural-tangents' safeguard for its angle formula, has nothing to do here:
-    ntkfast's angle is stable.)"""
-    return Elementwise(_act.Relu(), name="Relu()")
-
-
-def LeakyRelu(alpha: float, do_stabilize: bool = False) -> Elementwise:
-    return Elementwise(_act.LeakyRelu(alpha), name=f"LeakyRelu({alpha!r})")
-
-
-def ABRelu(a: float, b: float, do_stabilize: bool = False) -> Elementwise:
-    return Elementwise(_act.ABRelu(a, b), name=f"ABRelu({a!r}, {b!r})")
-
-
-def Abs(do_stabilize: bool = False) -> Elementwise:
-    return Elementwise(_act.Abs(), name="Abs()")
-
-
-def Erf(a: float = 1.0, b: float = 1.0, c: float = 0.0) -> Elementwise:
-    return Elementwise(_act.Erf(a, b, c), name=f"Erf({a!r}, {b!r}, {c!r})")
-
-
-def Sigmoid_like() -> Elementwise:
-    return Elementwise(_act.SigmoidLike(), name="Sigmoid_like()")
-
-
-def Gelu(approximate: bool = False) -> Elementwise:
-    """The GELU x Phi(x); its kernels are exact. ``approximate=True`` (as in neural-tangents) only
-    changes finite networks' ``apply_fn`` to the tanh approximation."""
-    approximate = _flag(approximate, "approximate")
-    return Elementwise(_act.Gelu(), name=f"Gelu(approximate={approximate})", approximate=approximate)
-
-
-def Sign() -> Elementwise:
-    return Elementwise(_act.Sign(), name="Sign()")
-
-
-def Sin(a: float = 1.0, b: float = 1.0, c: float = 0.0) -> Elementwise:
-    return Elementwise(_act.Sin(a, b, c), name=f"Sin({a!r}, {b!r}, {c!r})")
-
-
-def Cos(a: float = 1.0, b: float = 1.0, c: float = 0.0) -> Elementwise:
-    return Elementwise(_act.Cos(a, b, c), name=f"Cos({a!r}, {b!r}, {c!r})")
-
-
-def Rbf(gamma: float = 1.0) -> Elementwise:
-    return Elementwise(_act.Rbf(gamma), name=f"Rbf({gamma!r})")
-
-
-def Gabor() -> Elementwise:
-    return Elementwise(_act.Gabor(), name="Gabor()")
-
-
-def Exp(a: float = 1.0, b: float = 1.0) -> Elementwise:
-    return Elementwise(_act.Exp(a, b), name=f"Exp({a!r}, {b!r})")
-
-
-def Gaussian(a: float = 1.0, b: float = -1.0) -> Elementwise:
-    return Elementwise(_act.Gaussian(a, b), name=f"Gaussian({a!r}, {b!r})")
-
-
-def Monomial(degree: int) -> Elementwise:
-    return Elementwise(_act.Monomial(degree), name=f"Monomial({degree!r})")
-
-
-def RectifiedMonomial(degree: int) -> Elementwise:
-    return Elementwise(_act.RectifiedMonomial(degree), name=f"RectifiedMonomial({degree!r})")
-
-
-def ElementwiseNumerical(fn, deg: int, df=None) -> Elementwise:
-    """Any activation by Gauss-Hermite quadrature; ``deg`` is a floor: the degree adapts upwards
-    until the series converges (see ``ntkfast.activations.Numerical``)."""
-    if isinstance(deg, bool) or not isinstance(deg, numbers.Integral) or not 1 <= deg <= 2048:
-        raise ValueError(f"deg: must be an integer from 1 to 2048, got {deg!r}")
-    name = getattr(fn, "__name__", repr(fn))
-    try:
-        activation = _act.Numerical(fn, df, max(int(deg), 8))
-    except (TypeError, ValueError) as exc:  # named as activations.Numerical's arguments: dfn, degree
-        raise renamed_error(exc, {"dfn": "df", "degree": "deg", "fn": "fn"}) from None
-    layer = Elementwise(activation, name=f"ElementwiseNumerical({name}, deg={deg})")
-    layer._dfn_name = "df"  # what the finite networks' errors call the derivative
-    return layer
-
-
-def _numerical(builtin: str, label: str):
-    def layer() -> Elementwise:
-        return Elementwise(_act.Numerical(builtin), name=f"{label}()")
-
-    layer.__name__ = label
-    layer.__doc__ = f"The {builtin} activation (ntkfast's built-in numerical activation ``{builtin!r}``)."
-    return layer
-
-
-Tanh = _numerical("tanh", "Tanh")
-Softplus = _numerical("softplus", "Softplus")
-Silu = _numerical("silu", "Silu")
-Swish = _numerical("swish", "Swish")
-Elu = _numerical("elu", "Elu")
-Selu = _numerical("selu", "Selu")
-Sigmoid = _numerical("sigmoid", "Sigmoid")
-GeluTanh = _numerical("gelu_tanh", "GeluTanh")
