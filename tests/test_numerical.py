@@ -208,3 +208,19 @@ def test_an_unconverged_quadrature_warns_with_its_error_estimate():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ntkfast.MLP(1, "tanh").kernel(x / 100)
+
+
+def test_non_convergence_warning_points_at_the_callers_line():
+    """The quadrature warning names the user's line, through MLP.kernel, stax's kernel_fn and
+    predict alike (not a line inside ntkfast)."""
+    from ntkfast import stax
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((6, 5)) * 4
+    calls = [lambda: ntkfast.MLP(3, "selu", W_std=1.5, b_std=0.1).kernel(x, diagonal=True),
+             lambda: stax.serial(stax.Dense(8, W_std=1.5, b_std=0.1), stax.Selu(), stax.Dense(1)).kernel_fn(x, None,
+                                                                                                               "ntk")]
+    for call in calls:
+        with pytest.warns(RuntimeWarning, match="did not converge") as record:
+            call()
+        assert {w.filename for w in record} == {__file__}

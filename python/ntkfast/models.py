@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import numbers
+import os
+import sys
+import warnings
 from typing import Iterator, Optional, Sequence, Union
 
 import numpy as np
@@ -121,15 +124,31 @@ def compiled_kernel(spec, x1, x2, get, diagonal):
     want = {"nngp": "nngp" in names, "ntk": "ntk" in names}
     if not isinstance(diagonal, (bool, np.bool_)):  # diagonal="no" would be truthy
         raise TypeError(f"diagonal: must be True or False, got {diagonal!r}")
-    if diagonal:
-        if x2 is not None:
-            raise ValueError("diagonal: diagonal=True returns k(x1_i, x1_i) and takes x2=None")
-        nngp, ntk = spec().kernel_diagonal(as_inputs(x1, "x1"), **want)
-    else:
-        a, b = as_input_pair(x1, x2)
-        nngp, ntk = spec().kernel(a, b, **want)
+    if diagonal and x2 is not None:
+        raise ValueError("diagonal: diagonal=True returns k(x1_i, x1_i) and takes x2=None")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if diagonal:
+            nngp, ntk = spec().kernel_diagonal(as_inputs(x1, "x1"), **want)
+        else:
+            a, b = as_input_pair(x1, x2)
+            nngp, ntk = spec().kernel(a, b, **want)
+    _warn_at_caller(caught)
     result = Kernel(nngp, ntk, names)
     return result[names[0]] if single else result
+
+
+def _warn_at_caller(caught) -> None:
+    """Re-issues the core's warnings (a numerical activation's quadrature that did not converge) at
+    the user's line: the first frame outside this package, however deep the API call went."""
+    frame, level = sys._getframe(0), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    for w in caught:
+        warnings.warn(w.message, w.category, stacklevel=level)
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
 
 
 def kernel_float64(model, x1, x2, get):
