@@ -6,8 +6,8 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ndarray::Array2;
-use ntkfast::activation::SeriesFunction;
 use ntkfast::activation::Builtin;
+use ntkfast::activation::SeriesFunction;
 use ntkfast::{Activation, Dense, Layer, Mlp, Model, Parameterization, Want, gram};
 use std::hint::black_box;
 use std::time::{Duration, Instant};

@@ -158,7 +158,7 @@ def test_core_spec_validates_on_its_own():
         _core.MlpSpec(1, "abrelu", [0.0], 1.0, None, 1.0, None, "ntk", None)
     with pytest.raises(ValueError, match="activation"):
         _core.MlpSpec(1, "nope", [], 1.0, None, 1.0, None, "ntk", None)
-    spec = _core.MlpSpec(1, "identity", [], 1.0, None, 1.0, None, "ntk", None)
+    spec = _core.MlpSpec(1, "identity", [], 1.0, None, 1.0, None, "ntk", None).model()
     with pytest.raises(TypeError, match="x1: must be a 2-D float32 or float64"):
         spec.kernel(np.ones((3, 2), dtype=np.int64))
     with pytest.raises(TypeError, match="x2"):

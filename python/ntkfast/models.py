@@ -221,6 +221,7 @@ class MLP:
             self.width,
             function,
         )
+        self._model = self._spec.model()  # the serial stack of layers, for the kernels
 
     def __reduce__(self):
         """Pickles by its arguments (the compiled spec is rebuilt on loading)."""
@@ -253,7 +254,7 @@ class MLP:
             float32 arrays for float32 inputs, float64 otherwise; (n1, n2), or (n1,) diagonals.
             The NTK of a network with several outputs is this kernel times the identity.
         """
-        return compiled_kernel(lambda: self._spec, x1, x2, get, diagonal)
+        return compiled_kernel(lambda: self._model, x1, x2, get, diagonal)
 
     def _kernel_float64(self, x1, x2=None, *, get=("nngp", "ntk")):
         return kernel_float64(self, x1, x2, get)

@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use std::sync::Arc;
 
 use super::calls::{to_py_err, without_gil};
-use super::{kernel_outputs, non_negative, want, wrong_array};
+use super::{kernel_outputs, non_negative, wrong_array};
 use crate::error::Error;
 use crate::float::Real;
 use crate::gram::{self, Want};
@@ -213,30 +213,9 @@ impl PyMlp {
         Ok(PyMlp { inner, external, model })
     }
 
-    /// (nngp, ntk) Gram matrices of x1 against x2 (x1 with itself when x2 is None); entries
-    /// not requested are None. x2 must have x1's dtype.
-    #[pyo3(signature = (x1, x2=None, nngp=true, ntk=true))]
-    fn kernel<'py>(
-        &self,
-        py: Python<'py>,
-        x1: &Bound<'py, PyAny>,
-        x2: Option<&Bound<'py, PyAny>>,
-        nngp: bool,
-        ntk: bool,
-    ) -> PyResult<KernelPair<'py>> {
-        model_kernel(py, &self.model, x1, x2, want(nngp, ntk)?)
-    }
-
-    /// (nngp, ntk) diagonals k(x_i, x_i), by the exact diagonal recursion.
-    #[pyo3(signature = (x, nngp=true, ntk=true))]
-    fn kernel_diagonal<'py>(
-        &self,
-        py: Python<'py>,
-        x: &Bound<'py, PyAny>,
-        nngp: bool,
-        ntk: bool,
-    ) -> PyResult<KernelPair<'py>> {
-        model_diagonal(py, &self.model, x, want(nngp, ntk)?)
+    /// The MLP as a network of layers (`_core.Model`), whose kernels `ntkfast.MLP` computes.
+    fn model(&self) -> super::model::PyModel {
+        super::model::PyModel::from_model(self.model.clone())
     }
 
     fn __repr__(&self) -> String {

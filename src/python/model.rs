@@ -106,6 +106,12 @@ pub fn check_layer(tree: &Bound<'_, PyAny>) -> PyResult<()> {
     layer(tree, 0).map(|_| ())
 }
 
+impl PyModel {
+    pub(super) fn from_model(model: Model) -> Self {
+        PyModel { model }
+    }
+}
+
 #[pymethods]
 impl PyModel {
     #[new]
