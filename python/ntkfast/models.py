@@ -101,7 +101,7 @@ def check_mlp(mlp, name: str = "mlp") -> "MLP":
     return mlp
 
 
-def _real(value, name: str, allow_none: bool) -> Optional[float]:
+def _real(value, name: str, allow_none: bool = False) -> Optional[float]:
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):

@@ -15,6 +15,8 @@ long calls promptly. The harness has no expected-failure marker: cases that find
 from functools import partial
 
 import scenarios
+# Diverging training must raise (or warn and stay finite) naming the learning rate: never NaN.
+from corpus_finite import DIVERGES, DIVERGING
 from harness import Case, ok, raises
 
 S = partial(Case, "stax")
@@ -41,16 +43,6 @@ FINITE = IMPORT + (
     "cnet = spec.init(3, seed=0)\n")
 CHECKED = "k = {call}\n[cauchy_schwarz(k.nngp, {rtol}), cauchy_schwarz(k.ntk, {rtol})]"
 
-# Diverging training must raise (or warn and stay finite) naming the learning rate: never NaN.
-DIVERGES = (raises("ValueError|ArithmeticError|FloatingPointError|RuntimeError", "learning_rate"), ok())
-DIVERGING = """
-with warnings.catch_warnings(record=True) as caught:
-    warnings.simplefilter("always")
-    history = {model}.train(X, {targets}, learning_rate={lr}, steps={steps})
-warned = any("learning_rate" in str(w.message) for w in caught)
-assert warned or np.all(np.isfinite(history.train_loss)), f"the loss reached {{history.train_loss.max()}} silently"
-({outputs})
-"""
 # A user activation that behaves on the constructor's probe (7 points) and misbehaves later.
 MISBEHAVES = "def fn(x):\n    if x.size > 7:\n        {action}\n    return np.tanh(x)\n"
 NUMERICAL = "stax.serial(stax.Dense(4, W_std=1.5, b_std=0.1), stax.ElementwiseNumerical(fn, deg=16), stax.Dense(1))"

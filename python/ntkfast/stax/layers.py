@@ -14,17 +14,8 @@ import numpy as np
 from .. import _core
 from .. import activations as _act
 from .. import predict as _predict
-from ..models import compiled_kernel, kernel_float64
+from ..models import _real, compiled_kernel, kernel_float64
 
-
-
-def _real(value, name: str, allow_none: bool = False) -> Optional[float]:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        kind = "a real number or None" if allow_none else "a real number"
-        raise TypeError(f"{name}: must be {kind}, got {type(value).__name__}")
-    return float(value)
 
 
 def _flag(value, name: str) -> bool:
