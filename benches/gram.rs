@@ -2,12 +2,17 @@
 //! - `gram/relu3_784`: NNGP + NTK of (1000, 784) inputs, ReLU depth 3 (GEMM-heavy), f64 and f32;
 //!   `gram/resnet_784`: the same inputs through two residual blocks with LayerNorm (branches);
 //! - `recursion/<activation>`: (1024, 4) inputs at depth 0 and 10, whose difference / (10 * entries)
-//!   is the cost per entry and layer of each dual activation (printed at the end).
+//!   is the cost per entry and layer of each dual activation (printed at the end);
+//! - `products/`: the matrix-free kernel products of the iterative solvers, ReLU depth 3 NTK on
+//!   (4000, 8) inputs: K v with 3 columns (symmetric: half the tiles) against the Gram matrix itself,
+//!   and the Nystrom normal product with 500 centres.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ndarray::Array2;
 use ntkfast::activation::Builtin;
 use ntkfast::activation::SeriesFunction;
+use ntkfast::matmat::kernel_matmat;
+use ntkfast::normal::kernel_normal_matmat;
 use ntkfast::{Activation, Dense, Layer, Mlp, Model, Parameterization, Want, gram};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -113,8 +118,28 @@ fn report_per_entry() {
     }
 }
 
+fn bench_products(c: &mut Criterion) {
+    let x = inputs(4000, 8);
+    let v = inputs(4000, 3);
+    let centres = inputs(500, 8);
+    let w = inputs(500, 3);
+    let relu3 = mlp(3, Activation::AbRelu { a: 0.0, b: 1.0 });
+    let ntk = Want { nngp: false, ntk: true };
+    let mut group = c.benchmark_group("products");
+    group.sample_size(10);
+    group.bench_function("gram_ntk_4000x8", |b| b.iter(|| black_box(gram(&relu3, x.view(), None, ntk).unwrap())));
+    group.bench_function("matmat_ntk_4000x8_k3", |b| {
+        b.iter(|| black_box(kernel_matmat(&relu3, x.view(), None, v.view(), ntk).unwrap()))
+    });
+    group.bench_function("normal_ntk_4000x500_k3", |b| {
+        b.iter(|| black_box(kernel_normal_matmat(&relu3, x.view(), centres.view(), w.view(), ntk).unwrap()))
+    });
+    group.finish();
+}
+
 fn benches(c: &mut Criterion) {
     bench_gram(c);
+    bench_products(c);
     bench_recursion(c);
     report_per_entry();
 }

@@ -1,53 +1,40 @@
-//! NNGP and NTK Gram matrices of a network (a compiled `model::Plan`).
+//! NNGP and NTK Gram matrices of a network (a compiled `model::Plan`), in new memory or in the
+//! caller's (`gram_into`: a NumPy memmap on disk for kernels larger than RAM).
 //!
-//! The output is cut into square tiles. Per tile: one GEMM writes the input kernel x1.x2^T/d
-//! straight into the NNGP output (or a per-thread scratch tile when only the NTK is wanted),
-//! then every step of the plan runs while the tile is in cache (`tile.rs`), writing the NTK next
-//! to it: memory is the outputs plus O(threads * tile * registers), never n x n x depth.
-//! Tiles run in parallel on rayon with single-threaded GEMMs (one level of parallelism).
-//! For the symmetric kernel of x1 with itself only tiles on and above the diagonal are
-//! computed and mirrored, and the diagonal comes from the exact diagonal pass.
+//! The output is cut into square tiles (`prepared.rs`). Per tile: one GEMM writes the input
+//! kernel x1.x2^T/d straight into the NNGP output (or a per-thread scratch tile when only the
+//! NTK is wanted), then every step of the plan runs while the tile is in cache (`tile.rs`),
+//! writing the NTK next to it: memory is the outputs plus O(threads * tile * registers), never
+//! n x n x depth. Tiles run in parallel on rayon with single-threaded GEMMs (one level of
+//! parallelism). For the symmetric kernel of x1 with itself only tiles on and above the diagonal
+//! are computed and mirrored, and the diagonal comes from the exact diagonal pass.
 
-use ndarray::{Array1, Array2, ArrayView2, Axis};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 use std::ops::Range;
 
-use crate::activation::{Activation, Dual, WithDual};
-use crate::diagonal::{self, Diagonal};
 use crate::error::Error;
 use crate::float::Real;
 use crate::memory::{self, Plan as MemoryPlan};
-use crate::model::{Model, Op, Plan, Slot};
-use crate::recursion::LayerStats;
-use crate::series::{self, Tables};
-use crate::tile::{Out, Side, SlotKind, Tile};
-
-/// Largest tile edge: a 256 x 256 f64 tile (512 KiB, plus the NTK tile) stays in L2 through
-/// all layers, and a 256 x d x 256 GEMM is large enough to amortise the packing of its operands.
-pub const TILE: usize = 256;
-
-/// The tile edge for an (n1, n2) kernel: the largest of 256, 128, 64 that still gives every
-/// thread several tiles (small kernels would otherwise leave threads idle).
-fn tile_edge(n1: usize, n2: usize, symmetric: bool) -> usize {
-    let threads = rayon::current_num_threads();
-    let count = |edge: usize| {
-        let (b1, b2) = (n1.div_ceil(edge), n2.div_ceil(edge));
-        if symmetric { b1 * (b1 + 1) / 2 } else { b1 * b2 }
-    };
-    [TILE, TILE / 2].into_iter().find(|&edge| count(edge) >= 4 * threads).unwrap_or(TILE / 4)
-}
-
-const MIRROR_BLOCK: usize = 32;
-
-/// The quadrature degrees a series activation may use by default: its own degree, doubling up to
-/// `series::MAX_DEGREE`.
-const ADAPTIVE: (usize, usize) = (0, series::MAX_DEGREE);
+use crate::model::{Model, Plan};
+use crate::prepared::{
+    ADAPTIVE, MIRROR_BLOCK, Prepared, TILE, cast, check_features, diagonal_of, input_plan, kernel_request, overflow,
+    steps_plan, tile_edge,
+};
+use crate::tile::Out;
 
 /// Which kernels to compute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Want {
     pub nngp: bool,
     pub ntk: bool,
+}
+
+impl Want {
+    /// How many kernels are wanted.
+    pub fn count(&self) -> usize {
+        self.nngp as usize + self.ntk as usize
+    }
 }
 
 /// The requested kernels (`None` where not requested).
@@ -59,97 +46,6 @@ pub struct Kernels<A> {
     /// (`series::SlotSeries::error`), above `series::ERROR_TOLERANCE` when even the largest
     /// degree did not converge; 0 for closed forms.
     pub series_error: f64,
-}
-
-/// Mean squared feature of each row, x.x/d, in f64; rejects non-finite rows.
-fn input_variance<T: Real>(x: &ArrayView2<T>, name: &'static str) -> Result<Vec<f64>, Error> {
-    if x.nrows() == 0 || x.ncols() == 0 {
-        return Err(Error::invalid(name, format!("must be non-empty, got shape ({}, {})", x.nrows(), x.ncols())));
-    }
-    let d = x.ncols() as f64;
-    let sums: Vec<f64> = x
-        .axis_iter(Axis(0))
-        .into_par_iter()
-        .map(|row| row.iter().map(|&v| v.to_f64() * v.to_f64()).sum::<f64>())
-        .collect();
-    match sums.iter().position(|s| !s.is_finite()) {
-        Some(i) => {
-            Err(Error::invalid(name, format!("row {i} contains NaN or infinity (or values too large to square)")))
-        }
-        None => Ok(sums.into_iter().map(|s| s / d).collect()),
-    }
-}
-
-/// The diagonal pass of a set of inputs, with the overflow check for computing in `T`.
-fn diagonal_of<T: Real>(
-    plan: &Plan,
-    x: &ArrayView2<T>,
-    name: &'static str,
-    degrees: (usize, usize),
-    fits: &dyn Fn(usize) -> Result<(), Error>,
-) -> Result<Diagonal, Error> {
-    let input_variance = input_variance(x, name)?;
-    let diag = diagonal::diagonal(plan, &input_variance, name, degrees, fits)?;
-    crate::interrupt::check()?;
-    // Variances are multiplied together in the duals, so they must stay below sqrt(MAX).
-    let limit = T::MAX.to_f64().sqrt() / 64.0;
-    // (written so that a NaN peak also fails)
-    if diag.peak.partial_cmp(&limit) != Some(std::cmp::Ordering::Less) {
-        return Err(overflow::<T>(name, diag.peak));
-    }
-    Ok(diag)
-}
-
-fn overflow<T: Real>(name: &str, peak: f64) -> Error {
-    let hint = if T::NAME == "float32" { "pass float64 inputs, or " } else { "" };
-    Error::Overflow {
-        message: format!(
-            "the kernel of {name} overflows {} (values reach {:.3e}, or an activation's moments diverge, as for \
-             Gaussian(b > 0) at large variance): {hint}reduce depth, W_std or b_std, or rescale the inputs",
-            T::NAME,
-            peak
-        ),
-    }
-}
-
-/// The memory of one side's per-input work: input variances, the diagonal pass's registers and
-/// per-slot values (f64) and their copies in `T` with auxiliaries and square roots, the
-/// diagonals; with series activations at quadrature `degree` also their tables (in f64 and `T`)
-/// and one slot's quadrature points.
-fn input_plan<T: Real>(plan: &Plan, n: usize, series_degree: Option<usize>) -> MemoryPlan {
-    let (slots, t) = (plan.slots.len(), std::mem::size_of::<T>());
-    let memory = MemoryPlan::new()
-        .add([n, 4], 8)
-        .add([plan.registers, n, 2], 8)
-        .add([slots, n], 8)
-        .add([slots, n, 3], t)
-        .add([n, 4], t);
-    match series_degree {
-        // (a rule of `degree` points has fewer than `degree` series terms)
-        Some(degree) => memory.add([plan.series_slots(), n, 2 * degree + 1], 8 + t).add([n, degree, 6], 8),
-        None => memory,
-    }
-}
-
-/// The steps of the plan, in f64 and in `T`.
-fn steps_plan(plan: &Plan) -> MemoryPlan {
-    MemoryPlan::new().add([plan.ops.len(), 2], std::mem::size_of::<Op>())
-}
-
-/// A kernel request as memory errors name it: the arguments, then its size.
-fn kernel_request(n1: usize, n2: usize, cross: bool) -> String {
-    format!("{}: this kernel of {n1} x {n2} entries", if cross { "x1, x2" } else { "x1" })
-}
-
-fn cast<T: Real>(v: &[f64]) -> Vec<T> {
-    v.iter().map(|&x| T::from_f64(x)).collect()
-}
-
-fn check_features<T>(x1: &ArrayView2<T>, x2: &ArrayView2<T>) -> Result<(), Error> {
-    if x2.ncols() != x1.ncols() {
-        return Err(Error::invalid("x2", format!("has {} features but x1 has {}", x2.ncols(), x1.ncols())));
-    }
-    Ok(())
 }
 
 /// The diagonals k(x_i, x_i) by the exact diagonal pass.
@@ -174,6 +70,30 @@ pub fn gram_diagonal<T: Real>(model: &Model, x: ArrayView2<T>, want: Want) -> Re
     })
 }
 
+/// The checks every kernel request starts with; the compiled plan.
+pub fn compile_for<T>(model: &Model, x1: &ArrayView2<T>, x2: Option<&ArrayView2<T>>) -> Result<Plan, Error> {
+    if let Some(x2) = x2 {
+        check_features(x1, x2)?;
+    }
+    if x1.ncols() == 0 {
+        return Err(Error::invalid("x1", format!("must be non-empty, got shape ({}, 0)", x1.nrows())));
+    }
+    Plan::compile(model, Some(x1.ncols()))
+}
+
+/// Whether a float32 kernel of this plan is computed in float64 (see `FLOAT32_MAX_DEPTH`).
+pub fn widened<T: Real>(plan: &Plan) -> bool {
+    std::mem::size_of::<T>() < 8 && plan.depth() > FLOAT32_MAX_DEPTH
+}
+
+/// The per-thread scratch of tiles of `edge`: an input-kernel tile and the register scratch.
+fn scratch_plan<T: Real>(plan: &Plan, edge: usize) -> MemoryPlan {
+    let threads = rayon::current_num_threads();
+    MemoryPlan::new().add([threads, edge, edge], std::mem::size_of::<T>()).plus(Prepared::<T>::registers_plan(
+        plan, threads, edge,
+    ))
+}
+
 /// The (n1, n2) NNGP and/or NTK of `x1` against `x2`, or of `x1` with itself when `x2` is None.
 pub fn gram<T: Real>(
     model: &Model,
@@ -181,97 +101,133 @@ pub fn gram<T: Real>(
     x2: Option<ArrayView2<T>>,
     want: Want,
 ) -> Result<Kernels<Array2<T>>, Error> {
-    if let Some(x2) = &x2 {
-        check_features(&x1, x2)?;
-    }
-    if x1.ncols() == 0 {
-        return Err(Error::invalid("x1", format!("must be non-empty, got shape ({}, 0)", x1.nrows())));
-    }
-    let plan = Plan::compile(model, Some(x1.ncols()))?;
-    let (n1, n2) = (x1.nrows(), x2.as_ref().map_or(x1.nrows(), |x| x.nrows()));
-    if std::mem::size_of::<T>() < 8 && plan.depth() > FLOAT32_MAX_DEPTH {
+    let plan = compile_for(model, &x1, x2.as_ref())?;
+    if widened::<T>(&plan) {
         return deep_float32(model, x1, x2, want);
     }
+    let (n1, n2) = (x1.nrows(), x2.as_ref().map_or(x1.nrows(), |x| x.nrows()));
     // Memory is planned before anything is allocated: the outputs, per-thread scratch tiles and
     // both sides' per-input tables (at the quadrature degree tried, for series activations).
-    let elem = std::mem::size_of::<T>();
-    let outputs = want.nngp as usize + want.ntk as usize;
-    let scratch_rows = if plan.has_series() { TILE } else { 1 };
-    let memory = |degree: Option<usize>| {
-        let sides = input_plan::<T>(&plan, n1, degree).plus(if x2.is_some() {
-            input_plan::<T>(&plan, n2, degree)
-        } else {
-            MemoryPlan::new()
-        });
-        MemoryPlan::new()
-            .add([n1, n2, outputs], elem)
-            .add([rayon::current_num_threads(), TILE, TILE], elem)
-            .add([rayon::current_num_threads(), plan.registers - 1, scratch_rows, 2 * TILE], elem)
-            .plus(sides)
-            .plus(steps_plan(&plan))
-    };
+    let outputs = MemoryPlan::new().add([n1, n2, want.count()], std::mem::size_of::<T>());
+    let request = |_: Option<usize>| outputs.plus(scratch_plan::<T>(&plan, TILE));
     let what = kernel_request(n1, n2, x2.is_some());
-    let fits = |degree: usize| memory(Some(degree)).check_advising(&what, "compute it in blocks of rows");
-    memory(plan.series_degree()).check_advising(&what, "compute it in blocks of rows")?;
-    let mut diag1 = diagonal_of::<T>(&plan, &x1, "x1", ADAPTIVE, &fits)?;
-    let diag2 = match &x2 {
-        Some(x2) => {
-            // x2 starts at x1's degree: both sides' series must have the same terms
-            let d = diagonal_of::<T>(&plan, x2, "x2", (diag1.degree, ADAPTIVE.1), &fits)?;
-            if d.degree > diag1.degree {
-                // x2 needed more terms than x1: redo x1 at exactly x2's degree
-                diag1 = diagonal_of::<T>(&plan, &x1, "x1", (d.degree, d.degree), &fits)?;
-            }
-            Some(d)
-        }
-        None => None,
-    };
-    let series_error = diag2.as_ref().map_or(diag1.error, |d| d.error.max(diag1.error));
+    let cross = x2.is_some();
+    let prepared = Prepared::new(plan.clone(), x1, x2, &request, &what)?;
     let len = n1 * n2; // (fits in memory, so in usize)
     let mut nngp = if want.nngp { memory::zeroed::<T>(len, "the NNGP output")? } else { Vec::new() };
     let mut ntk = if want.ntk { memory::zeroed::<T>(len, "the NTK output")? } else { Vec::new() };
-
-    let slots: Vec<SlotKind> = plan
-        .slots
-        .iter()
-        .map(|s| match s {
-            Slot::Activation { activation: Activation::Series { .. }, .. } => SlotKind::Series,
-            Slot::Activation { activation, .. } => SlotKind::Closed(*activation),
-            Slot::Norm { .. } => SlotKind::Norm,
-        })
-        .collect();
-    let data1 = SideData::<T>::new(&plan, &diag1);
-    let data2 = diag2.as_ref().map(|d| SideData::<T>::new(&plan, d));
-    let side1 = data1.side();
-    let side2 = data2.as_ref().map(SideData::side);
-    let job = GramJob {
-        ops: plan.ops.iter().map(Op::cast).collect(),
-        slots: &slots,
-        registers: plan.registers,
-        by_step: plan.has_series(),
-        x1: &x1,
-        x2: x2.as_ref().unwrap_or(&x1),
-        symmetric: x2.is_none(),
-        rows: &side1,
-        cols: side2.as_ref().unwrap_or(&side1),
-        diag_nngp: cast::<T>(&diag1.nngp),
-        diag_ntk: cast::<T>(&diag1.ntk),
-        nngp: Out::new(&mut nngp, n2),
-        ntk: Out::new(&mut ntk, n2),
-        token: crate::interrupt::current(),
-    };
-    let finite = job.run();
+    let finite = fill(&prepared, 0..n1, Out::new(&mut nngp, n2), Out::new(&mut ntk, n2));
     if crate::interrupt::check().is_err() {
         // Unmapping gigabytes of outputs takes a while: let the caller raise first.
         std::thread::spawn(move || drop((nngp, ntk)));
         return Err(Error::Interrupted);
     }
     if !finite {
-        return Err(overflow::<T>(if x2.is_some() { "x1 and x2" } else { "x1" }, f64::INFINITY));
+        return Err(overflow::<T>(if cross { "x1 and x2" } else { "x1" }, f64::INFINITY));
     }
     let shape = |v: Vec<T>| Array2::from_shape_vec((n1, n2), v).expect("length is n1 * n2");
-    Ok(Kernels { nngp: want.nngp.then(|| shape(nngp)), ntk: want.ntk.then(|| shape(ntk)), series_error })
+    Ok(Kernels {
+        nngp: want.nngp.then(|| shape(nngp)),
+        ntk: want.ntk.then(|| shape(ntk)),
+        series_error: prepared.series_error,
+    })
 }
+
+/// An output the caller provides (`name` for errors): shape (n1, n2), row-major, as a raw block.
+fn caller_out<T>(out: &mut Option<ArrayViewMut2<T>>, n1: usize, n2: usize, name: &'static str) -> Result<Out<T>, Error> {
+    match out {
+        None => Ok(Out { ptr: std::ptr::null_mut(), ld: n2, present: false }),
+        Some(a) => {
+            if a.dim() != (n1, n2) {
+                return Err(Error::invalid(
+                    name,
+                    format!("must have the kernel's shape ({n1}, {n2}), got {:?}", a.dim()),
+                ));
+            }
+            if !a.is_standard_layout() {
+                return Err(Error::invalid(name, "must be C-contiguous (row-major)"));
+            }
+            Ok(Out { ptr: a.as_mut_ptr(), ld: n2, present: n1 * n2 > 0 })
+        }
+    }
+}
+
+/// The kernel written into the caller's memory, tile by tile (the same numbers as `gram`):
+/// `nngp` / `ntk` (at least one) of shape (n1, n2), row-major. Only per-input tables and
+/// per-thread tiles are allocated, so the outputs may be larger than RAM (memory-mapped files).
+/// On an error the outputs hold partial results. The series error estimate.
+pub fn gram_into<T: Real>(
+    model: &Model,
+    x1: ArrayView2<T>,
+    x2: Option<ArrayView2<T>>,
+    mut nngp: Option<ArrayViewMut2<T>>,
+    mut ntk: Option<ArrayViewMut2<T>>,
+) -> Result<f64, Error> {
+    let plan = compile_for(model, &x1, x2.as_ref())?;
+    let (n1, n2) = (x1.nrows(), x2.as_ref().map_or(x1.nrows(), |x| x.nrows()));
+    let outs = (caller_out(&mut nngp, n1, n2, "out.nngp")?, caller_out(&mut ntk, n1, n2, "out.ntk")?);
+    if !outs.0.present && !outs.1.present {
+        return Err(Error::invalid("out", "give at least one output".to_string()));
+    }
+    let what = kernel_request(n1, n2, x2.is_some());
+    let cross = x2.is_some();
+    let (finite, series_error) = if widened::<T>(&plan) {
+        into_widened(plan, x1, x2, outs, &what)?
+    } else {
+        let request = |_: Option<usize>| scratch_plan::<T>(&plan, TILE);
+        let prepared = Prepared::new(plan.clone(), x1, x2, &request, &what)?;
+        (fill(&prepared, 0..n1, outs.0, outs.1), prepared.series_error)
+    };
+    crate::interrupt::check()?;
+    if !finite {
+        return Err(overflow::<T>(if cross { "x1 and x2" } else { "x1" }, f64::INFINITY));
+    }
+    Ok(series_error)
+}
+
+/// `gram_into` for a deep float32 kernel: computed in float64 in blocks of rows, each rounded
+/// into the caller's float32 outputs.
+fn into_widened<T: Real>(
+    plan: Plan,
+    x1: ArrayView2<T>,
+    x2: Option<ArrayView2<T>>,
+    outs: (Out<T>, Out<T>),
+    what: &str,
+) -> Result<(bool, f64), Error> {
+    let (n1, n2) = (x1.nrows(), x2.as_ref().map_or(x1.nrows(), |x| x.nrows()));
+    let block = (BLOCK_VALUES / n2.max(1)).clamp(1, n1.max(1));
+    let count = outs.0.present as usize + outs.1.present as usize;
+    let inputs = MemoryPlan::new().add([n1 + x2.as_ref().map_or(0, |x| x.nrows()), x1.ncols()], 8);
+    let request =
+        |_: Option<usize>| inputs.add([block, n2, count], 8).plus(scratch_plan::<f64>(&plan, TILE));
+    inputs.check_advising(what, "compute it in blocks of rows")?;
+    let widen = |x: &ArrayView2<T>| x.mapv(|v| v.to_f64());
+    let (a, b) = (widen(&x1), x2.as_ref().map(widen));
+    let prepared = Prepared::new(plan.clone(), a.view(), b.as_ref().map(|b| b.view()), &request, what)?;
+    let mut finite = true;
+    let mut nngp = if outs.0.present { vec![0.0f64; block * n2] } else { Vec::new() };
+    let mut ntk = if outs.1.present { vec![0.0f64; block * n2] } else { Vec::new() };
+    for start in (0..n1).step_by(block) {
+        let rows = start..(start + block).min(n1);
+        finite &= fill(&prepared, rows.clone(), Out::new(&mut nngp, n2), Out::new(&mut ntk, n2));
+        crate::interrupt::check()?;
+        for (out, values) in [(outs.0, &nngp), (outs.1, &ntk)] {
+            if out.present {
+                for (r, i) in rows.clone().enumerate() {
+                    for j in 0..n2 {
+                        // SAFETY: (i, j) lies inside the caller's (n1, n2) output.
+                        unsafe { *out.at(i, j) = T::from_f64(values[r * n2 + j]) };
+                    }
+                }
+                finite &= values[..rows.len() * n2].iter().all(|v| T::from_f64(*v).is_finite());
+            }
+        }
+    }
+    Ok((finite, prepared.series_error))
+}
+
+/// Values per block of rows computed at once by `into_widened` (32 MiB of float64 per kernel).
+const BLOCK_VALUES: usize = 1 << 22;
 
 /// The deepest network (in activations and LayerNorms) whose float32 kernels are computed in
 /// float32. Rounding errors add up over layers (the NTK sums a term per layer): float32 reaches
@@ -287,11 +243,10 @@ fn deep_float32<T: Real>(
     want: Want,
 ) -> Result<Kernels<Array2<T>>, Error> {
     let (n1, n2) = (x1.nrows(), x2.as_ref().map_or(x1.nrows(), |x| x.nrows()));
-    let outputs = want.nngp as usize + want.ntk as usize;
     // the float64 copies of the inputs and outputs, beside the float32 outputs
     let inputs = MemoryPlan::new().add([n1 + x2.as_ref().map_or(0, |x| x.nrows()), x1.ncols()], 8);
     inputs
-        .add([n1, n2, outputs], 8 + std::mem::size_of::<T>())
+        .add([n1, n2, want.count()], 8 + std::mem::size_of::<T>())
         .check_advising(&kernel_request(n1, n2, x2.is_some()), "compute it in blocks of rows")?;
     let widen = |x: &ArrayView2<T>| x.mapv(|v| v.to_f64());
     let (a, b) = (widen(&x1), x2.as_ref().map(widen));
@@ -305,96 +260,18 @@ fn deep_float32<T: Real>(
     Ok(Kernels { nngp, ntk, series_error: k.series_error })
 }
 
-/// One side's per-input quantities in the type the kernel is computed in: per slot the value,
-/// its auxiliary and square root (slot-major), series tables, and the square roots of the final
-/// diagonals.
-struct SideData<T> {
-    variance: Vec<T>,
-    aux: Vec<T>,
-    root: Vec<T>,
-    tables: Vec<Option<Tables<T>>>,
-    nngp_root: Vec<T>,
-    ntk_root: Vec<T>,
-    n: usize,
-}
-
-/// A dual's per-input auxiliaries of one slot.
-struct Auxiliaries<'a, T> {
-    q: &'a [T],
-    out: &'a mut [T],
-}
-
-impl<T: Real> WithDual<T> for Auxiliaries<'_, T> {
-    type Output = ();
-    fn run<D: Dual<T>>(self, dual: D) {
-        self.out.iter_mut().zip(self.q).for_each(|(a, &q)| *a = dual.aux(q));
-    }
-}
-
-impl<T: Real> SideData<T> {
-    fn new(plan: &Plan, diag: &Diagonal) -> Self {
-        let n = diag.nngp.len();
-        let roots = |v: &[f64]| v.iter().map(|&x| T::from_f64(x.max(0.0).sqrt())).collect();
-        let variance = cast::<T>(&diag.variances);
-        let mut aux = vec![T::ZERO; variance.len()];
-        for (slot, kind) in plan.slots.iter().enumerate() {
-            let range = slot * n..(slot + 1) * n;
-            match kind {
-                Slot::Activation { activation: Activation::Series { .. }, .. } => {}
-                Slot::Activation { activation, .. } => {
-                    activation.with_dual::<T, _>(Auxiliaries { q: &variance[range.clone()], out: &mut aux[range] })
-                }
-                Slot::Norm { eps } => {
-                    for (a, &c) in aux[range.clone()].iter_mut().zip(&diag.variances[range]) {
-                        *a = T::from_f64(1.0 / (c + eps).sqrt());
-                    }
-                }
-            }
-        }
-        SideData {
-            root: roots(&diag.variances),
-            variance,
-            aux,
-            tables: diag.tables.iter().map(|t| t.as_ref().map(series::tables_as::<T>)).collect(),
-            nngp_root: roots(&diag.nngp),
-            ntk_root: roots(&diag.ntk),
-            n,
-        }
-    }
-
-    fn side(&self) -> Side<'_, T> {
-        Side {
-            stats: LayerStats { q: &self.variance, aux: &self.aux, root: &self.root, n: self.n },
-            tables: &self.tables,
-            nngp_root: &self.nngp_root,
-            ntk_root: &self.ntk_root,
-        }
-    }
-}
-
-struct GramJob<'a, T> {
-    ops: Vec<Op<T>>,
-    slots: &'a [SlotKind],
-    registers: usize,
-    by_step: bool,
-    x1: &'a ArrayView2<'a, T>,
-    x2: &'a ArrayView2<'a, T>,
-    symmetric: bool,
-    rows: &'a Side<'a, T>,
-    cols: &'a Side<'a, T>,
-    diag_nngp: Vec<T>,
-    diag_ntk: Vec<T>,
-    nngp: Out<T>,
-    ntk: Out<T>,
-    token: crate::interrupt::Token,
-}
-
 /// The tiles to compute: all of them, or for a symmetric kernel those on and above the diagonal.
-fn tiles(n1: usize, n2: usize, symmetric: bool, edge: usize) -> Vec<(Range<usize>, Range<usize>)> {
-    let blocks = |n: usize| (0..n.div_ceil(edge)).map(move |b| b * edge..((b + 1) * edge).min(n));
+pub fn tiles(
+    rows: Range<usize>,
+    n2: usize,
+    symmetric: bool,
+    edge: usize,
+) -> Vec<(Range<usize>, Range<usize>)> {
+    let blocks =
+        |r: Range<usize>| (0..r.len().div_ceil(edge)).map(move |b| r.start + b * edge..(r.start + (b + 1) * edge).min(r.end));
     let mut out = Vec::new();
-    for (bi, rows) in blocks(n1).enumerate() {
-        for (bj, cols) in blocks(n2).enumerate() {
+    for (bi, rows) in blocks(rows.clone()).enumerate() {
+        for (bj, cols) in blocks(0..n2).enumerate() {
             if !symmetric || bj >= bi {
                 out.push((rows.clone(), cols));
             }
@@ -403,130 +280,107 @@ fn tiles(n1: usize, n2: usize, symmetric: bool, edge: usize) -> Vec<(Range<usize
     out
 }
 
-impl<T: Real> GramJob<'_, T> {
-    /// Whether every entry came out finite.
-    fn run(self) -> bool {
-        let (n1, n2) = (self.x1.nrows(), self.x2.nrows());
-        let need_scratch = !self.nngp.present;
-        let edge = tile_edge(n1, n2, self.symmetric);
-        // registers 1..: an NNGP and an NTK row block each, for one row or all rows of a tile
-        let stride = if self.by_step { edge } else { 1 } * 2 * edge;
-        let registers = (self.registers - 1) * stride;
-        let finite = std::sync::atomic::AtomicBool::new(true);
-        tiles(n1, n2, self.symmetric, edge).into_par_iter().for_each_init(
-            || {
-                let input = if need_scratch { vec![T::ZERO; edge * edge] } else { Vec::new() };
-                (input, vec![T::ZERO; registers])
-            },
-            |(scratch, registers), (rows, cols)| {
-                if self.token.is_cancelled() {
-                    return; // the caller discards the outputs
-                }
-                // The input kernel goes where the NNGP will end up, or into scratch.
-                let sigma = if need_scratch {
-                    Out { ptr: scratch.as_mut_ptr(), ld: cols.len(), present: true }
-                } else {
-                    self.nngp
-                };
-                let origin = if need_scratch { (0, 0) } else { (rows.start, cols.start) };
-                let on_diagonal = self.symmetric && rows.start == cols.start;
-                // SAFETY: the destination block lies inside its buffer (or the scratch tile).
-                unsafe { input_kernel_tile(self.x1, &rows, self.x2, &cols, sigma.at(origin.0, origin.1), sigma.ld) };
-                let tile = Tile {
-                    ops: &self.ops,
-                    slots: self.slots,
-                    rows_side: self.rows,
-                    cols_side: self.cols,
-                    rows: rows.clone(),
-                    cols: cols.clone(),
-                    sigma,
-                    origin,
-                    theta: self.ntk,
-                    scratch: registers.as_mut_ptr(),
-                    stride,
-                    edge,
-                    by_step: self.by_step,
-                    upper_only: on_diagonal,
-                    token: &self.token,
-                };
-                if !tile.run() {
-                    finite.store(false, std::sync::atomic::Ordering::Relaxed);
-                }
-                if self.symmetric {
-                    // SAFETY: the tile and its transposed block are this worker's alone.
-                    unsafe { self.finish_symmetric(&rows, &cols, on_diagonal) };
-                }
-            },
-        );
-        finite.into_inner()
-    }
-
-    /// Exact diagonal entries, then the mirror image of the computed upper part.
-    unsafe fn finish_symmetric(&self, rows: &Range<usize>, cols: &Range<usize>, on_diagonal: bool) {
-        for out in [(&self.nngp, &self.diag_nngp), (&self.ntk, &self.diag_ntk)] {
-            let (out, diag) = out;
-            if !out.present {
-                continue;
+/// Rows `rows` of the kernel into `nngp` / `ntk` (row `rows.start` at their row 0). The whole
+/// of a symmetric kernel computes the tiles on and above the diagonal and mirrors them; a block
+/// of rows computes every tile. Diagonal entries of a symmetric kernel are the exact diagonal.
+/// Whether every entry came out finite (false also when cancelled: check the token).
+fn fill<T: Real>(p: &Prepared<T>, rows: Range<usize>, nngp: Out<T>, ntk: Out<T>) -> bool {
+    let (n1, n2) = (p.n1(), p.n2());
+    let mirror = p.symmetric() && rows == (0..n1);
+    let edge = tile_edge(rows.len(), n2, mirror);
+    let need_scratch = !nngp.present;
+    let finite = std::sync::atomic::AtomicBool::new(true);
+    let token = crate::interrupt::current();
+    tiles(rows.clone(), n2, mirror, edge).into_par_iter().for_each_init(
+        || {
+            let input = if need_scratch { vec![T::ZERO; edge * edge] } else { Vec::new() };
+            (input, p.registers(edge))
+        },
+        |(scratch, registers), (tile_rows, cols)| {
+            if token.is_cancelled() {
+                return; // the caller discards the outputs
             }
+            let at = (tile_rows.start - rows.start, cols.start);
+            // The input kernel goes where the NNGP will end up, or into scratch.
+            let (sigma, origin) = if need_scratch {
+                (Out { ptr: scratch.as_mut_ptr(), ld: cols.len(), present: true }, (0, 0))
+            } else {
+                (nngp, at)
+            };
+            let on_diagonal = mirror && tile_rows.start == cols.start;
+            // SAFETY: the tile's blocks are this worker's alone, inside their buffers.
+            let ok = unsafe {
+                p.tile(registers, tile_rows.clone(), cols.clone(), sigma, origin, ntk, at, on_diagonal, &token)
+            };
+            if !ok {
+                finite.store(false, std::sync::atomic::Ordering::Relaxed);
+            }
+            // SAFETY: the tile and its transposed block are this worker's alone.
             unsafe {
-                if on_diagonal {
-                    for i in rows.clone() {
-                        *out.at(i, i) = diag[i];
-                    }
+                if mirror {
+                    finish_symmetric(p, &tile_rows, &cols, on_diagonal, nngp, ntk);
+                } else if p.symmetric() {
+                    exact_diagonal(p, &tile_rows, &cols, rows.start, nngp, ntk);
                 }
-                // In 32 x 32 blocks, so that both the reads (down columns) and the writes
-                // (along rows) stay within a few pages and cache lines at a time.
-                for jb in cols.clone().step_by(MIRROR_BLOCK) {
-                    for ib in rows.clone().step_by(MIRROR_BLOCK) {
-                        for j in jb..(jb + MIRROR_BLOCK).min(cols.end) {
-                            for i in ib..(ib + MIRROR_BLOCK).min(rows.end) {
-                                if !on_diagonal || j > i {
-                                    *out.at(j, i) = *out.at(i, j);
-                                }
+            }
+        },
+    );
+    finite.into_inner()
+}
+
+/// The exact diagonal entries of a symmetric kernel in a tile of a block of rows starting at
+/// `first` (the tile path's would differ in the last bits).
+unsafe fn exact_diagonal<T: Real>(
+    p: &Prepared<T>,
+    rows: &Range<usize>,
+    cols: &Range<usize>,
+    first: usize,
+    nngp: Out<T>,
+    ntk: Out<T>,
+) {
+    for (out, diag) in [(nngp, &p.diag_nngp), (ntk, &p.diag_ntk)] {
+        if out.present {
+            for i in rows.start.max(cols.start)..rows.end.min(cols.end) {
+                // SAFETY: (i, i) lies in this worker's tile.
+                unsafe { *out.at(i - first, i) = diag[i] };
+            }
+        }
+    }
+}
+
+/// Exact diagonal entries, then the mirror image of the computed upper part.
+unsafe fn finish_symmetric<T: Real>(
+    p: &Prepared<T>,
+    rows: &Range<usize>,
+    cols: &Range<usize>,
+    on_diagonal: bool,
+    nngp: Out<T>,
+    ntk: Out<T>,
+) {
+    for (out, diag) in [(nngp, &p.diag_nngp), (ntk, &p.diag_ntk)] {
+        if !out.present {
+            continue;
+        }
+        unsafe {
+            if on_diagonal {
+                for i in rows.clone() {
+                    *out.at(i, i) = diag[i];
+                }
+            }
+            // In 32 x 32 blocks, so that both the reads (down columns) and the writes
+            // (along rows) stay within a few pages and cache lines at a time.
+            for jb in cols.clone().step_by(MIRROR_BLOCK) {
+                for ib in rows.clone().step_by(MIRROR_BLOCK) {
+                    for j in jb..(jb + MIRROR_BLOCK).min(cols.end) {
+                        for i in ib..(ib + MIRROR_BLOCK).min(rows.end) {
+                            if !on_diagonal || j > i {
+                                *out.at(j, i) = *out.at(i, j);
                             }
                         }
                     }
                 }
             }
         }
-    }
-}
-
-/// dst[r, c] = x1[rows.start + r] . x2[cols.start + c] / d, by one single-threaded GEMM.
-unsafe fn input_kernel_tile<T: Real>(
-    x1: &ArrayView2<T>,
-    rows: &Range<usize>,
-    x2: &ArrayView2<T>,
-    cols: &Range<usize>,
-    dst: *mut T,
-    ld: usize,
-) {
-    let d = x1.ncols();
-    let (s1r, s1c) = (x1.strides()[0], x1.strides()[1]);
-    let (s2r, s2c) = (x2.strides()[0], x2.strides()[1]);
-    unsafe {
-        gemm::gemm(
-            rows.len(),
-            cols.len(),
-            d,
-            dst,
-            1,
-            ld as isize,
-            false,
-            x1.as_ptr().offset(rows.start as isize * s1r),
-            s1c,
-            s1r,
-            // rhs = x2^T: its columns are rows of x2, its rows are features
-            x2.as_ptr().offset(cols.start as isize * s2r),
-            s2r,
-            s2c,
-            T::ZERO,
-            T::from_f64(1.0 / d as f64),
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
     }
 }
 
@@ -741,7 +595,7 @@ mod tests {
         // Rounding pushed correlations past 1, which 100 layers amplified into inf (Rbf), NaN
         // (float32 Erf) and off-diagonal entries above the diagonal (float32 ReLU).
         let v = inputs(1, 8, 3);
-        let mut x = ndarray::concatenate(Axis(0), &[v.view(), v.view(), (&v * 1.0000001).view()]).unwrap();
+        let mut x = ndarray::concatenate(ndarray::Axis(0), &[v.view(), v.view(), (&v * 1.0000001).view()]).unwrap();
         x[[2, 0]] += 1e-9;
         let dense = Dense::new(1.0, Some(0.05), "W_std", "b_std").unwrap();
         // (Rbf(1)'s NTK doubles per layer, 2^100 overflows float32: float64 only)

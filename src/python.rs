@@ -22,6 +22,7 @@ mod kernels;
 mod linalg;
 mod model;
 mod network;
+mod products;
 use calls::{Running, to_py_err};
 
 fn non_negative(value: i64, name: &'static str) -> PyResult<usize> {
@@ -41,20 +42,26 @@ fn kernel_outputs<'py, A: Dimension, T: Element>(
     py: Python<'py>,
     k: Kernels<Array<T, A>>,
 ) -> PyResult<KernelPair<'py>> {
-    if k.series_error > crate::series::ERROR_WARNING {
+    warn_series(py, k.series_error)?;
+    Ok(outputs(py, k))
+}
+
+/// A RuntimeWarning when a numerical activation's quadrature did not converge.
+fn warn_series(py: Python<'_>, series_error: f64) -> PyResult<()> {
+    if series_error > crate::series::ERROR_WARNING {
         let message = format!(
             "the numerical activation's quadrature did not converge at the largest degree ({}): its estimated \
              relative error is {:.1e}, and kernel entries may be off by up to about that much. Kinks (ELU, SELU) \
              and steep activations at large pre-activation variance cause this: rescale the inputs or reduce \
              W_std / b_std for the latter.",
             crate::series::MAX_DEGREE,
-            k.series_error
+            series_error
         );
         let category = py.get_type::<pyo3::exceptions::PyRuntimeWarning>();
         let message = std::ffi::CString::new(message).expect("no NUL in the message");
         PyErr::warn(py, &category, &message, 2)?;
     }
-    Ok(outputs(py, k))
+    Ok(())
 }
 
 fn want(nngp: bool, ntk: bool) -> PyResult<Want> {

@@ -68,8 +68,9 @@ pub struct Tile<'a, T> {
     /// Where the tile's input kernel is (register 0's NNGP); `origin` is its top-left element.
     pub sigma: Out<T>,
     pub origin: (usize, usize),
-    /// Register 0's NTK: the NTK output.
+    /// Register 0's NTK: the NTK output (or a scratch tile), `theta_origin` its top-left element.
     pub theta: Out<T>,
+    pub theta_origin: (usize, usize),
     /// Registers 1.. in this worker's scratch: `(register - 1) * stride`, each an NNGP and an NTK
     /// block of `edge` columns for one row, or for all rows when `by_step`.
     pub scratch: *mut T,
@@ -97,7 +98,7 @@ impl<T: Real> Tile<'_, T> {
             if reg == 0 {
                 let sigma = std::slice::from_raw_parts_mut(self.sigma.at(self.origin.0 + r, self.origin.1 + skip), len);
                 let theta = if self.theta.present {
-                    std::slice::from_raw_parts_mut(self.theta.at(self.rows.start + r, col0), len)
+                    std::slice::from_raw_parts_mut(self.theta.at(self.theta_origin.0 + r, self.theta_origin.1 + skip), len)
                 } else {
                     &mut []
                 };

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import _core
 from . import activations as _activations
-from . import predict as _predict
+from ._methods import KernelMethods
 from ._arrays import as_input_pair, as_inputs, renamed_error
 
 __all__ = ["MLP", "Kernel"]
@@ -117,7 +117,7 @@ def _renamed(exc: Exception, names: dict) -> Exception:
     return renamed_error(exc, names)
 
 
-def compiled_kernel(spec, x1, x2, get, diagonal):
+def compiled_kernel(spec, x1, x2, get, diagonal, out=None):
     """The ``kernel`` method of a model (``MLP`` or ``ntkfast.stax`` layer) whose compiled core spec
     ``spec()`` returns: arguments checked, the kernels requested, a ``Kernel`` or one array."""
     names, single = _parse_get(get)
@@ -126,9 +126,18 @@ def compiled_kernel(spec, x1, x2, get, diagonal):
         raise TypeError(f"diagonal: must be True or False, got {diagonal!r}")
     if diagonal and x2 is not None:
         raise ValueError("diagonal: diagonal=True returns k(x1_i, x1_i) and takes x2=None")
+    if out is not None and diagonal:
+        raise ValueError("out: only for full kernels (diagonal=False)")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        if diagonal:
+        if out is not None:
+            outs = _outputs(out, names, single)
+            dtype = next(iter(outs.values())).dtype
+            a, b = as_input_pair(x1, x2)
+            a, b = a.astype(dtype, copy=False), None if b is None else b.astype(dtype, copy=False)
+            spec().kernel_into(a, b, nngp=outs.get("nngp"), ntk=outs.get("ntk"))
+            nngp, ntk = outs.get("nngp"), outs.get("ntk")
+        elif diagonal:
             nngp, ntk = spec().kernel_diagonal(as_inputs(x1, "x1"), **want)
         else:
             a, b = as_input_pair(x1, x2)
@@ -136,6 +145,30 @@ def compiled_kernel(spec, x1, x2, get, diagonal):
     _warn_at_caller(caught)
     result = Kernel(nngp, ntk, names)
     return result[names[0]] if single else result
+
+
+def _outputs(out, names: tuple, single: bool) -> dict:
+    """``out`` of ``kernel(..., out=...)`` as {name: array}, checked (one dtype, float32/float64)."""
+    if single:
+        outs = {names[0]: out}
+    elif isinstance(out, dict):
+        if set(out) != set(names):
+            raise ValueError(f"out: must give an array for each of {names}, got keys {sorted(out)}")
+        outs = dict(out)
+    elif isinstance(out, (tuple, list)) and len(out) == len(names):
+        outs = dict(zip(names, out))
+    else:
+        raise TypeError(f"out: for get={names} pass a tuple of {len(names)} arrays in that order (or a dict by "
+                        f"name), got {type(out).__name__}")
+    for name, a in outs.items():
+        label = "out" if single else f"out.{name}"
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{label}: must be a NumPy array (or numpy.memmap), got {type(a).__name__}")
+        if a.dtype not in (np.float32, np.float64):
+            raise TypeError(f"{label}: must have dtype float32 or float64, got {a.dtype}")
+    if len({a.dtype for a in outs.values()}) > 1:
+        raise TypeError("out: the arrays must share one dtype (the kernel is computed in it)")
+    return outs
 
 
 def _warn_at_caller(caught) -> None:
@@ -162,7 +195,7 @@ def _rebuild_mlp(depth, activation, kwargs):
     return MLP(depth, activation, **kwargs)
 
 
-class MLP:
+class MLP(KernelMethods):
     """A fully-connected network: ``depth`` hidden (Dense, activation) pairs, then a Dense readout.
 
     The same spec and conventions as neural-tangents'
@@ -240,49 +273,8 @@ class MLP:
             fields.append(f"readout_b_std={self.readout_b_std!r}")
         return f"MLP({', '.join(fields)})"
 
-    def kernel(self, x1, x2=None, *, get=("nngp", "ntk"), diagonal: bool = False):
-        """Infinite-width NNGP and/or NTK between the rows of ``x1`` and ``x2``.
-
-        Args:
-            x1: inputs of shape (n1, d).
-            x2: inputs of shape (n2, d); ``None`` for the symmetric kernel of ``x1`` with itself
-                (computed once per pair and mirrored, with exact diagonal entries).
-            get: ``"nngp"`` or ``"ntk"`` returns that array; a tuple returns a ``Kernel``.
-            diagonal: with ``x2=None``, return only the (n1,) diagonal k(x_i, x_i).
-
-        Returns:
-            float32 arrays for float32 inputs, float64 otherwise; (n1, n2), or (n1,) diagonals.
-            The NTK of a network with several outputs is this kernel times the identity.
-        """
-        return compiled_kernel(lambda: self._model, x1, x2, get, diagonal)
-
-    def _kernel_float64(self, x1, x2=None, *, get=("nngp", "ntk")):
-        return kernel_float64(self, x1, x2, get)
-
-    def predict(self, x_train, y_train, x_test=None, *, t=None, get="ntk", compute_cov: bool = False,
-                diag_reg: float = 0.0, diag_reg_absolute_scale: bool = False):
-        """Outputs of the infinite ensemble of these networks, infinitely wide, trained by gradient
-        flow on MSE for time ``t`` (neural-tangents' ``gradient_descent_mse_ensemble``).
-
-        Args:
-            x_train, y_train: training inputs (n, d) and targets (n,) or (n, k).
-            x_test: inputs to predict on; None predicts on the training inputs.
-            t: None or inf (converged; by Cholesky), a number, or an array of times (leading axes
-                of the result; one eigendecomposition serves all). Time is normalised by
-                ``y_train.size`` (learning rate 1 on the loss 0.5 * mean((f - y)^2)).
-            get: "ntk" (all layers trained), "nngp" (only the readout trained, i.e. the NNGP
-                posterior mean at t = inf), or a tuple of both (then a namedtuple of results).
-            compute_cov: also return the covariance over the ensemble (shared by the outputs):
-                a ``Gaussian(mean, cov)``.
-            diag_reg: added to the training kernel's diagonal, relative to its mean diagonal
-                unless ``diag_reg_absolute_scale``.
-
-        Returns:
-            The mean, (n_test, k) (or (n_test,) for 1-D targets) after the shape of ``t``, or a
-            ``Gaussian`` with ``.mean`` and ``.cov`` (n_test, n_test).
-        """
-        return _predict.predict_with(self, x_train, y_train, x_test, t=t, get=get, compute_cov=compute_cov,
-                                     diag_reg=diag_reg, diag_reg_absolute_scale=diag_reg_absolute_scale)
+    def _core_model(self):
+        return self._model
 
     def init(self, in_dim: int, *, width: int, out_dim: int = 1, seed=0):
         """A finite-width ``Network`` of this spec, its weights drawn by NumPy's Generator from

@@ -52,8 +52,15 @@ class _NTKModel(BaseEstimator):
     """Shared parameters and the kernel regression of the two estimators."""
 
     def __init__(self, depth=3, activation="relu", W_std=2**0.5, b_std=0.1, parameterization="ntk", width=None,
-                 get="ntk", t=None, diag_reg=1e-6, diag_reg_absolute_scale=False, model=None):
+                 get="ntk", t=None, diag_reg=1e-6, diag_reg_absolute_scale=False, model=None, solver="auto",
+                 tol=1e-6, maxiter=None, n_centers=None, centers="uniform", seed=0):
         self.model = model
+        self.solver = solver
+        self.tol = tol
+        self.maxiter = maxiter
+        self.n_centers = n_centers
+        self.centers = centers
+        self.seed = seed
         self.depth = depth
         self.activation = activation
         self.W_std = W_std
@@ -74,17 +81,34 @@ class _NTKModel(BaseEstimator):
         return self.get
 
     def _fit_targets(self, X, targets):
+        from .solvers.regression import MatrixFreeRegression, Options
+
         X = np.asarray(X, dtype=np.float64)
         mlp = self._mlp()
-        k = _kernel(mlp, X, get=self._kernel_name(), names={"x1": "X", "x2": "X"})
+        options = Options(self.solver, self.tol, self.maxiter, self.n_centers, self.centers, self.seed)
         self.X_fit_ = X
-        self.dual_coef_ = _predict.prediction_weights(k, targets, self.t, diag_reg=self.diag_reg,
-                                                      diag_reg_absolute_scale=self.diag_reg_absolute_scale)
+        if options.dense(X.shape[0], 1):
+            k = _kernel(mlp, X, get=self._kernel_name(), names={"x1": "X", "x2": "X"})
+            self.support_, self.convergence_ = X, None
+            self.dual_coef_ = _predict.prediction_weights(k, targets, self.t, diag_reg=self.diag_reg,
+                                                          diag_reg_absolute_scale=self.diag_reg_absolute_scale)
+            return self
+        # matrix-free: the weights of the predictions, on the training inputs or Falkon's centres
+        reg = _predict._diag_reg(self.diag_reg, self.diag_reg_absolute_scale)
+        y = targets.reshape(targets.shape[0], -1)
+        solver = "cg" if options.solver == "auto" else options.solver
+        regression = MatrixFreeRegression(mlp._core_model(), X, y, reg, self.diag_reg_absolute_scale, options, solver)
+        t = np.array([np.inf if self.t is None else self.t], dtype=np.float64)
+        self.support_, coef = regression.weights(self._kernel_name(), t)
+        self.dual_coef_ = coef[0].reshape(coef.shape[1:2] + targets.shape[1:])
+        self.convergence_ = regression.convergence
         return self
 
     def _outputs(self, X) -> np.ndarray:
         check_is_fitted(self, "dual_coef_")
         X = validate_data(self, X, reset=False, dtype=np.float64)
+        if getattr(self, "convergence_", None) is not None:  # fitted matrix-free: predict the same way
+            return self._mlp().kernel_operator(X, self.support_, get=self._kernel_name()) @ self.dual_coef_
         k = _kernel(self._mlp(), X, self.X_fit_, get=self._kernel_name(), names={"x1": "X", "x2": "X_fit_"})
         return k @ self.dual_coef_
 
@@ -102,6 +126,9 @@ class NTKRegressor(RegressorMixin, _NTKModel):
     ``diag_reg`` (relative to the mean diagonal unless ``diag_reg_absolute_scale``) keeps the
     solve well posed for duplicated samples. Supports several targets. ``model`` (an ``MLP`` or an
     ``ntkfast.stax`` network, e.g. with residual blocks) replaces ``depth`` ... ``width`` when given.
+    ``solver``, ``tol``, ``maxiter``, ``n_centers``, ``centers``, ``seed``: as ``MLP.predict``; with
+    "cg" or "nystrom" (or "auto" past memory) neither fit nor predict stores an n x n kernel, and
+    ``convergence_`` records the solves.
     """
 
     def fit(self, X, y):

@@ -288,7 +288,7 @@ impl Compiler {
                 // Each branch is a register: a step, and per thread an (NNGP, NTK) row block of a
                 // tile (or a whole tile for series activations) of up to float64.
                 crate::memory::Plan::new()
-                    .add([*num, crate::pool::num_threads(), 2, crate::gram::TILE, crate::gram::TILE], 8)
+                    .add([*num, crate::pool::num_threads(), 2, crate::prepared::TILE, crate::prepared::TILE], 8)
                     .add([*num], std::mem::size_of::<Op>())
                     .check_advising(&format!("num: the {num} branches of {path} {layer:?}"), "use fewer branches")?;
                 let v = Value { dense: None, ..v };

@@ -85,7 +85,7 @@ impl crate::series::PointwiseFn for PyFunction {
 
 /// The rough cost of one kernel entry's steps (a numerical activation also evaluates quadrature
 /// tables: far more per slot).
-fn entry_work(model: &Model, in_dim: usize) -> f64 {
+pub(super) fn entry_work(model: &Model, in_dim: usize) -> f64 {
     match Plan::compile(model, Some(in_dim)) {
         Ok(plan) => {
             let series = plan.series_slots() as f64;

@@ -148,6 +148,49 @@ impl PyModel {
         model_diagonal(py, &self.model, x, want(nngp, ntk)?)
     }
 
+    /// (K_nngp @ v, K_ntk @ v) for x1 against x2 (x1 with itself when x2 is None), never
+    /// storing the kernel; entries not requested are None. v has one row per row of x2 (x1).
+    #[pyo3(signature = (x1, x2, v, nngp=true, ntk=true))]
+    fn kernel_matmat<'py>(
+        &self,
+        py: Python<'py>,
+        x1: &Bound<'py, PyAny>,
+        x2: Option<&Bound<'py, PyAny>>,
+        v: &Bound<'py, PyAny>,
+        nngp: bool,
+        ntk: bool,
+    ) -> PyResult<KernelPair<'py>> {
+        super::products::model_matmat(py, &self.model, x1, x2, v, want(nngp, ntk)?, false)
+    }
+
+    /// The Nystrom normal products K(x, centres)^T K(x, centres) v, never storing the kernel.
+    #[pyo3(signature = (x, centres, v, nngp=true, ntk=true))]
+    fn kernel_normal_matmat<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        centres: &Bound<'py, PyAny>,
+        v: &Bound<'py, PyAny>,
+        nngp: bool,
+        ntk: bool,
+    ) -> PyResult<KernelPair<'py>> {
+        super::products::model_matmat(py, &self.model, x, Some(centres), v, want(nngp, ntk)?, true)
+    }
+
+    /// The Gram matrices of x1 against x2 (or itself) written into the given C-contiguous arrays
+    /// (NumPy memmaps included) of x1's dtype; at least one.
+    #[pyo3(signature = (x1, x2=None, nngp=None, ntk=None))]
+    fn kernel_into<'py>(
+        &self,
+        py: Python<'py>,
+        x1: &Bound<'py, PyAny>,
+        x2: Option<&Bound<'py, PyAny>>,
+        nngp: Option<&Bound<'py, PyAny>>,
+        ntk: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<()> {
+        super::products::model_kernel_into(py, &self.model, x1, x2, nngp, ntk)
+    }
+
     fn __repr__(&self) -> String {
         format!("Model({:?})", self.model.layer)
     }

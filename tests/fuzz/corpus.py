@@ -7,11 +7,12 @@ import corpus_linalg
 import corpus_numerical
 import corpus_predict
 import corpus_sklearn_cli
+import corpus_solvers
 import corpus_stax
 import scenarios
 
 AREA_MODULES = (corpus_construct, corpus_kernels, corpus_numerical, corpus_predict, corpus_linalg, corpus_finite,
-                corpus_sklearn_cli, corpus_stax)
+                corpus_sklearn_cli, corpus_stax, corpus_solvers)
 
 
 def all_cases(quick: bool = False) -> list:

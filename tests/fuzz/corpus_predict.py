@@ -56,8 +56,11 @@ CASES = [
     P("x_test_1e7_rows", RELU + "m.predict(X, y, huge((10**7, 3), 0.3))", ok(), timeout=60),
     P("x_test_1e6_rows_cov", RELU + "m.predict(X, y, huge((10**6, 3), 0.3), compute_cov=True)",
       raises("MemoryError|ValueError", "x_test"), timeout=30),
-    P("x_train_200000_rows", RELU + "m.predict(huge((200_000, 3)), huge((200_000,), 1.0), X2)",
+    # the dense solvers refuse a kernel past memory (solver="auto" goes matrix-free: see corpus_solvers)
+    P("x_train_200000_rows", RELU + "m.predict(huge((200_000, 3)), huge((200_000,), 1.0), X2, solver='cholesky')",
       raises("MemoryError|ValueError", "x_train"), timeout=30),
+    P("x_train_200000_rows_eigh", RELU + "m.predict(huge((200_000, 3)), huge((200_000,), 1.0), X2, t=1.0, "
+      "solver='eigh')", raises("MemoryError|ValueError", "x_train"), timeout=30),
     # gradient_descent_mse on precomputed kernels
     P("gd_times", GD + "fn(t=[0.0, 1.0, 100.0], fx_train_0=0.0, fx_test_0=0.0, k_test_train=K_TEST)", ok()),
     P("gd_converged", GD + "fn(None, 0.0, 0.0, K_TEST)", ok()),

@@ -161,6 +161,11 @@ LONG_CALLS = {
                       "ntkfast.linalg.cholesky(a)", 4),
     "empirical_ntk": ("x = rng.standard_normal((3000, 784)); net = MLP(3, 'relu').init(784, width=1024)",
                       "net.ntk(x)", 6),
+    # matrix-free solves: SIGINT lands in a kernel product (the preconditioner is off: no setup)
+    "cg_predict_40000": ("x = rng.standard_normal((40000, 8)); y = np.sin(x[:, :2]); m = MLP(3, 'relu', b_std=0.1)",
+                         "m.predict(x, y, x[:10], diag_reg=1e-3, solver='cg', n_centers=0)", 60),
+    "nystrom_predict_400000": ("x = rng.standard_normal((400000, 8)); y = np.sin(x[:, 0]); m = MLP(3, 'relu')",
+                               "m.predict(x, y, x[:10], diag_reg=1e-3, solver='nystrom', n_centers=1000)", 30),
 }
 QUICK_CALLS = ("relu_depth_2000_quick", "eigh_3000_quick")
 

@@ -13,8 +13,8 @@ import numpy as np
 
 from .. import _core
 from .. import activations as _act
-from .. import predict as _predict
-from ..models import _real, compiled_kernel, kernel_float64
+from .._methods import KernelMethods
+from ..models import _real
 
 
 
@@ -48,7 +48,7 @@ def as_seed(key):
     raise TypeError(f"key: must be an integer seed, a NumPy Generator or a JAX PRNGKey, got {type(key).__name__}")
 
 
-class Layer:
+class Layer(KernelMethods):
     """A layer or a composition of layers: a value.
 
     Unpacks as ``init_fn, apply_fn, kernel_fn = layer`` (neural-tangents' triple). ``n_in`` is the
@@ -112,18 +112,8 @@ class Layer:
             object.__setattr__(self, "_spec", spec)
         return spec
 
-    def kernel(self, x1, x2=None, *, get=("nngp", "ntk"), diagonal: bool = False):
-        """Infinite-width NNGP and/or NTK between the rows of ``x1`` and ``x2`` (as ``MLP.kernel``)."""
-        return compiled_kernel(self._compiled, x1, x2, get, diagonal)
-
-    def _kernel_float64(self, x1, x2=None, *, get=("nngp", "ntk")):
-        return kernel_float64(self, x1, x2, get)
-
-    def predict(self, x_train, y_train, x_test=None, *, t=None, get="ntk", compute_cov: bool = False,
-                diag_reg: float = 0.0, diag_reg_absolute_scale: bool = False):
-        """Gradient-flow predictions of the infinite ensemble (as ``MLP.predict``)."""
-        return _predict.predict_with(self, x_train, y_train, x_test, t=t, get=get, compute_cov=compute_cov,
-                                     diag_reg=diag_reg, diag_reg_absolute_scale=diag_reg_absolute_scale)
+    def _core_model(self):
+        return self._compiled()
 
     def init(self, in_dim: int, *, seed=0):
         """A finite-width ``ComposedNetwork`` of this spec, its weights drawn from ``seed``."""
