@@ -50,6 +50,7 @@ pub trait Real:
 
     /// Neither infinite nor NaN (branch-free: x - x is 0 exactly for finite x).
     #[inline(always)]
+    #[allow(clippy::eq_op)]
     fn is_finite(self) -> bool {
         self - self == Self::ZERO
     }

@@ -89,9 +89,9 @@ pub fn widened<T: Real>(plan: &Plan) -> bool {
 /// The per-thread scratch of tiles of `edge`: an input-kernel tile and the register scratch.
 fn scratch_plan<T: Real>(plan: &Plan, edge: usize) -> MemoryPlan {
     let threads = rayon::current_num_threads();
-    MemoryPlan::new().add([threads, edge, edge], std::mem::size_of::<T>()).plus(Prepared::<T>::registers_plan(
-        plan, threads, edge,
-    ))
+    MemoryPlan::new()
+        .add([threads, edge, edge], std::mem::size_of::<T>())
+        .plus(Prepared::<T>::registers_plan(plan, threads, edge))
 }
 
 /// The (n1, n2) NNGP and/or NTK of `x1` against `x2`, or of `x1` with itself when `x2` is None.
@@ -134,7 +134,12 @@ pub fn gram<T: Real>(
 }
 
 /// An output the caller provides (`name` for errors): shape (n1, n2), row-major, as a raw block.
-fn caller_out<T>(out: &mut Option<ArrayViewMut2<T>>, n1: usize, n2: usize, name: &'static str) -> Result<Out<T>, Error> {
+fn caller_out<T>(
+    out: &mut Option<ArrayViewMut2<T>>,
+    n1: usize,
+    n2: usize,
+    name: &'static str,
+) -> Result<Out<T>, Error> {
     match out {
         None => Ok(Out { ptr: std::ptr::null_mut(), ld: n2, present: false }),
         Some(a) => {
@@ -198,8 +203,7 @@ fn into_widened<T: Real>(
     let block = (BLOCK_VALUES / n2.max(1)).clamp(1, n1.max(1));
     let count = outs.0.present as usize + outs.1.present as usize;
     let inputs = MemoryPlan::new().add([n1 + x2.as_ref().map_or(0, |x| x.nrows()), x1.ncols()], 8);
-    let request =
-        |_: Option<usize>| inputs.add([block, n2, count], 8).plus(scratch_plan::<f64>(&plan, TILE));
+    let request = |_: Option<usize>| inputs.add([block, n2, count], 8).plus(scratch_plan::<f64>(&plan, TILE));
     inputs.check_advising(what, "compute it in blocks of rows")?;
     let widen = |x: &ArrayView2<T>| x.mapv(|v| v.to_f64());
     let (a, b) = (widen(&x1), x2.as_ref().map(widen));
@@ -261,14 +265,10 @@ fn deep_float32<T: Real>(
 }
 
 /// The tiles to compute: all of them, or for a symmetric kernel those on and above the diagonal.
-pub fn tiles(
-    rows: Range<usize>,
-    n2: usize,
-    symmetric: bool,
-    edge: usize,
-) -> Vec<(Range<usize>, Range<usize>)> {
-    let blocks =
-        |r: Range<usize>| (0..r.len().div_ceil(edge)).map(move |b| r.start + b * edge..(r.start + (b + 1) * edge).min(r.end));
+pub fn tiles(rows: Range<usize>, n2: usize, symmetric: bool, edge: usize) -> Vec<(Range<usize>, Range<usize>)> {
+    let blocks = |r: Range<usize>| {
+        (0..r.len().div_ceil(edge)).map(move |b| r.start + b * edge..(r.start + (b + 1) * edge).min(r.end))
+    };
     let mut out = Vec::new();
     for (bi, rows) in blocks(rows.clone()).enumerate() {
         for (bj, cols) in blocks(0..n2).enumerate() {
@@ -392,17 +392,8 @@ mod tests {
     use crate::model::Layer;
     use crate::series::PointwiseFn;
     use crate::spec::{Dense, Mlp, Parameterization};
+    use crate::testing::inputs;
     use ndarray::{Array2, s};
-
-    fn inputs(n: usize, d: usize, seed: u64) -> Array2<f64> {
-        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        Array2::from_shape_fn((n, d), |_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-        })
-    }
 
     fn mlp(activation: Activation, parameterization: Parameterization) -> Mlp {
         let dense = Dense::new(1.4, Some(0.2), "W_std", "b_std").unwrap();

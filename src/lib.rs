@@ -38,6 +38,8 @@ pub mod recursion;
 pub mod series;
 pub mod simd;
 pub mod spec;
+#[cfg(test)]
+mod testing;
 pub mod tile;
 
 #[cfg(feature = "python")]

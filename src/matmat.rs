@@ -111,11 +111,7 @@ impl<T: Real> Accumulators<T> {
         let total = total.unwrap_or_default();
         let len = rows * k;
         let part = |i: usize| Array2::from_shape_vec((rows, k), total[i * len..(i + 1) * len].to_vec()).expect("shape");
-        Kernels {
-            nngp: want.nngp.then(|| part(0)),
-            ntk: want.ntk.then(|| part(want.nngp as usize)),
-            series_error: 0.0,
-        }
+        Kernels { nngp: want.nngp.then(|| part(0)), ntk: want.ntk.then(|| part(want.nngp as usize)), series_error: 0.0 }
     }
 }
 
@@ -134,7 +130,7 @@ pub fn kernel_matmat<T: Real>(
         // deep float32: in float64 (as the Gram matrix), rounded at the end
         let widen = |x: &ArrayView2<T>| x.mapv(|v| v.to_f64());
         MemoryPlan::new()
-            .add([n1 + x2.as_ref().map_or(0, |x| x.nrows()) , x1.ncols()], 8)
+            .add([n1 + x2.as_ref().map_or(0, |x| x.nrows()), x1.ncols()], 8)
             .add([n2, v.ncols()], 8)
             .check_advising(&kernel_request(n1, n2, x2.is_some()), "multiply by fewer columns at a time")?;
         let (a, b, w) = (widen(&x1), x2.as_ref().map(widen), widen(&v));
@@ -160,7 +156,13 @@ pub fn kernel_matmat<T: Real>(
     let finite = std::sync::atomic::AtomicBool::new(true);
     let token = crate::interrupt::current();
     tiles(0..n1, n2, symmetric, edge).into_par_iter().for_each_init(
-        || (vec![T::ZERO; edge * edge], vec![T::ZERO; if want.ntk { edge * edge } else { 0 }], prepared.registers(edge)),
+        || {
+            (
+                vec![T::ZERO; edge * edge],
+                vec![T::ZERO; if want.ntk { edge * edge } else { 0 }],
+                prepared.registers(edge),
+            )
+        },
         |(sigma, theta, registers), (rows, cols)| {
             if token.is_cancelled() {
                 return;
@@ -170,7 +172,17 @@ pub fn kernel_matmat<T: Real>(
             let theta_out = Out { ptr: theta.as_mut_ptr(), ld: edge, present: want.ntk };
             // SAFETY: this worker's scratch tiles, of edge x edge.
             let ok = unsafe {
-                prepared.tile(registers, rows.clone(), cols.clone(), sigma_out, (0, 0), theta_out, (0, 0), on_diagonal, &token)
+                prepared.tile(
+                    registers,
+                    rows.clone(),
+                    cols.clone(),
+                    sigma_out,
+                    (0, 0),
+                    theta_out,
+                    (0, 0),
+                    on_diagonal,
+                    &token,
+                )
             };
             if !ok {
                 finite.store(false, std::sync::atomic::Ordering::Relaxed);
@@ -233,9 +245,31 @@ unsafe fn multiply_tile<T: Real>(
     let ld = ld as isize;
     unsafe {
         let v_at = |i: usize| v.as_ptr().offset(i as isize * vr);
-        add_product(rows.len(), k, cols.len(), dst.as_mut_ptr().add(rows.start * k), tile.as_ptr(), ld, 1, v_at(cols.start), vr, vc);
+        add_product(
+            rows.len(),
+            k,
+            cols.len(),
+            dst.as_mut_ptr().add(rows.start * k),
+            tile.as_ptr(),
+            ld,
+            1,
+            v_at(cols.start),
+            vr,
+            vc,
+        );
         if transposed_too {
-            add_product(cols.len(), k, rows.len(), dst.as_mut_ptr().add(cols.start * k), tile.as_ptr(), 1, ld, v_at(rows.start), vr, vc);
+            add_product(
+                cols.len(),
+                k,
+                rows.len(),
+                dst.as_mut_ptr().add(cols.start * k),
+                tile.as_ptr(),
+                1,
+                ld,
+                v_at(rows.start),
+                vr,
+                vc,
+            );
         }
     }
 }
@@ -246,16 +280,7 @@ mod tests {
     use crate::activation::Activation;
     use crate::gram::gram;
     use crate::spec::{Dense, Mlp, Parameterization};
-
-    fn inputs(n: usize, d: usize, seed: u64) -> Array2<f64> {
-        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        Array2::from_shape_fn((n, d), |_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-        })
-    }
+    use crate::testing::inputs;
 
     fn model(activation: Activation) -> Model {
         let dense = Dense::new(1.3, Some(0.2), "W_std", "b_std").unwrap();
@@ -298,6 +323,9 @@ mod tests {
         ));
         let mut v = inputs(10, 2, 5);
         v[[3, 1]] = f64::NAN;
-        assert!(matches!(kernel_matmat(&m, x.view(), None, v.view(), BOTH), Err(Error::InvalidArgument { name: "v", .. })));
+        assert!(matches!(
+            kernel_matmat(&m, x.view(), None, v.view(), BOTH),
+            Err(Error::InvalidArgument { name: "v", .. })
+        ));
     }
 }

@@ -198,7 +198,6 @@ impl<T: Real> SideData<T> {
     }
 }
 
-
 /// A kernel of `x1` against `x2` (or itself) ready for tiles.
 pub struct Prepared<'a, T: Real> {
     pub x1: ArrayView2<'a, T>,
@@ -365,6 +364,10 @@ impl<'a, T: Real> Prepared<'a, T> {
 }
 
 /// dst[r, c] = x1[rows.start + r] . x2[cols.start + c] / d, by one single-threaded GEMM.
+///
+/// # Safety
+/// `dst` points to a block of `rows.len()` rows × `cols.len()` columns with row stride `ld`
+/// that nothing else touches during the call; `rows` and `cols` lie inside x1 and x2.
 pub unsafe fn input_kernel_tile<T: Real>(
     x1: &ArrayView2<T>,
     rows: &Range<usize>,

@@ -96,11 +96,11 @@ impl<T: Real, D: Dual<T>, const NTK: bool> Vectorized for Fused<'_, T, D, NTK> {
 #[inline(always)]
 pub fn norm<T: Real, const NTK: bool>(inv_row: T, inv_cols: &[T], fresh: bool, sigma: &mut [T], theta: &mut [T]) {
     for (s, &c) in sigma.iter_mut().zip(inv_cols) {
-        *s = *s * (inv_row * c);
+        *s *= inv_row * c;
     }
     if NTK && !fresh {
         for (t, &c) in theta.iter_mut().zip(inv_cols) {
-            *t = *t * (inv_row * c);
+            *t *= inv_row * c;
         }
     }
 }
@@ -108,9 +108,9 @@ pub fn norm<T: Real, const NTK: bool>(inv_row: T, inv_cols: &[T], fresh: bool, s
 /// FanInSum of two registers' row segments into the first.
 #[inline(always)]
 pub fn sum<T: Real, const NTK: bool>(ntk: bool, dst: (&mut [T], &mut [T]), src: (&[T], &[T])) {
-    dst.0.iter_mut().zip(src.0).for_each(|(d, &s)| *d = *d + s);
+    dst.0.iter_mut().zip(src.0).for_each(|(d, &s)| *d += s);
     if NTK && ntk {
-        dst.1.iter_mut().zip(src.1).for_each(|(d, &s)| *d = *d + s);
+        dst.1.iter_mut().zip(src.1).for_each(|(d, &s)| *d += s);
     }
 }
 
@@ -122,7 +122,7 @@ pub fn product<T: Real, const NTK: bool>(ntk: bool, dst: (&mut [T], &mut [T]), s
             *dt = *dt * ss + ds * st;
         }
     }
-    dst.0.iter_mut().zip(src.0).for_each(|(d, &s)| *d = *d * s);
+    dst.0.iter_mut().zip(src.0).for_each(|(d, &s)| *d *= s);
 }
 
 /// Clamps a finished row segment of a kernel to the Cauchy-Schwarz bound of its diagonals,

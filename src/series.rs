@@ -255,6 +255,7 @@ pub fn slot_series(f: &dyn PointwiseFn, q: &[f64], degree: usize) -> Result<Slot
 /// found on a few inputs spread over the input variances (each try costs O(n degree terms)),
 /// then all inputs are computed at it (doubling on if some input needs it). `fits(degree)` fails
 /// when the request's memory at that degree is too much. Returns the result and the degree.
+#[allow(clippy::type_complexity)]
 pub fn adaptive<R>(
     degree: usize,
     max_degree: usize,

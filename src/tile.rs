@@ -98,7 +98,10 @@ impl<T: Real> Tile<'_, T> {
             if reg == 0 {
                 let sigma = std::slice::from_raw_parts_mut(self.sigma.at(self.origin.0 + r, self.origin.1 + skip), len);
                 let theta = if self.theta.present {
-                    std::slice::from_raw_parts_mut(self.theta.at(self.theta_origin.0 + r, self.theta_origin.1 + skip), len)
+                    std::slice::from_raw_parts_mut(
+                        self.theta.at(self.theta_origin.0 + r, self.theta_origin.1 + skip),
+                        len,
+                    )
                 } else {
                     &mut []
                 };

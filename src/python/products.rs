@@ -19,7 +19,8 @@ fn same_dtype<'a, 'py, T: Element + Real>(
     x: &'a Bound<'py, PyAny>,
     name: &str,
 ) -> PyResult<&'a Bound<'py, PyArray2<T>>> {
-    x.cast::<PyArray2<T>>().map_err(|_| PyTypeError::new_err(format!("{name}: must be a 2-D {} NumPy array like x1", T::NAME)))
+    x.cast::<PyArray2<T>>()
+        .map_err(|_| PyTypeError::new_err(format!("{name}: must be a 2-D {} NumPy array like x1", T::NAME)))
 }
 
 fn readonly<'py, T: Element>(x: &Bound<'py, PyArray2<T>>, name: &str) -> PyResult<numpy::PyReadonlyArray2<'py, T>> {
@@ -90,7 +91,8 @@ fn into_typed<'py, T: Real + Element>(
             let a = o.cast::<PyArray2<T>>().map_err(|_| {
                 PyTypeError::new_err(format!("{name}: must be a 2-D {} NumPy array (or memmap) like x1", T::NAME))
             })?;
-            a.try_readwrite().map_err(|e| PyValueError::new_err(format!("{name}: must be writable and not in use: {e}")))
+            a.try_readwrite()
+                .map_err(|e| PyValueError::new_err(format!("{name}: must be writable and not in use: {e}")))
         })
         .transpose()
     };
