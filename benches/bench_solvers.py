@@ -7,12 +7,12 @@ plus noise 0.1; ReLU network of depth 3 (W_std = 1.4, b_std = 0.1), get = "ntk",
 (relative). Every case runs in its own process, so its peak RSS is its own; figures are
 wall-clock seconds on this machine, comparable only within one run.
 
-- dense20k: n = 20 000, CG (tol 1e-6, rank-2000 preconditioner) against Cholesky: agreement of
+- dense20k: n = 20 000, CG (tol 1e-6, default preconditioner) against Cholesky: agreement of
   the test predictions and the peak RSS of each.
 - cg100k: exact CG at n = 100 000: time, iterations, peak RSS.
 - nystrom1m: Falkon with 2000 centres at n = 1 000 000: time, iterations, peak RSS.
-- scaling: held-out error as n grows (dense up to 10 000, CG at 100 000, Nystrom at 10^6 is
-  the nystrom1m case).
+- scaling: held-out error as n grows, dense at n = 2000, 6000, 10 000 (the cases above give it
+  at 20 000, 100 000 and, approximately, 10^6).
 With --quick every n is divided by 20 (a smoke run).
 """
 

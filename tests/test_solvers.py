@@ -10,7 +10,10 @@ import pytest
 import ntkfast
 from ntkfast import stax
 from ntkfast.solvers import conjugate_gradients, lanczos_function
-from ntkfast.solvers.nystrom import NystromPreconditioner, rpcholesky
+from ntkfast.solvers.nystrom import rpcholesky
+from ntkfast.solvers import regression
+from ntkfast.solvers.partition import principal_blocks
+from ntkfast.solvers.preconditioners import BlockNystromPreconditioner
 
 
 def _data(n, d=5, k=3, seed=0):
@@ -186,16 +189,57 @@ def test_rpcholesky_recovers_a_low_rank_kernel_exactly():
     assert _rel(factor @ factor.T, k) < 1e-10
 
 
-def test_nystrom_preconditioner_inverts_the_regularised_approximation():
-    rng = np.random.default_rng(8)
-    f = rng.standard_normal((50, 6))
-    lam = 0.3
-    p_inv = NystromPreconditioner(f.copy(), lam)
-    u, s, _ = np.linalg.svd(f, full_matrices=False)
-    values = s**2
-    p = (u * (values + lam)) @ u.T / (values.min() + lam) + (np.eye(50) - u @ u.T)
-    r = rng.standard_normal((50, 2))
-    assert _rel(p_inv(r), np.linalg.solve(p, r)) < 1e-10
+def test_principal_blocks_partition_into_local_blocks():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2350, 4))
+    blocks = principal_blocks(x, 200)
+    every = np.sort(np.concatenate(blocks))
+    assert np.array_equal(every, np.arange(2350))  # each input in exactly one block
+    sizes = sorted(b.size for b in blocks)
+    assert max(sizes) <= 200 and len(blocks) == 12 and sizes[1] == 200  # all full but one
+    # neighbours: an input's block-mates are closer than random inputs, by a wide margin
+    within = np.mean([np.mean(np.linalg.norm(x[b][:, None] - x[b][None], axis=-1)) for b in blocks])
+    overall = np.mean(np.linalg.norm(x[:300, None] - x[None, 300:600], axis=-1))
+    assert within < 0.75 * overall
+    # images are flattened; identical inputs still split into full blocks
+    assert sorted(b.size for b in principal_blocks(np.ones((10, 2, 3)), 4)) == [2, 4, 4]
+    with pytest.raises(ValueError, match="size"):
+        principal_blocks(x, 0)
+
+
+def test_block_nystrom_preconditioner_inverts_low_rank_plus_blocks():
+    # against P = F F^T + blockdiag(K - F F^T) + lam I assembled densely
+    x, _ = _data(300, d=3)
+    k = MLP.kernel(x, get="ntk")
+    factor, _ = rpcholesky(lambda a, b: MLP.kernel(a, b, get="ntk"), x, np.diag(k), 20, np.random.default_rng(4))
+    blocks = principal_blocks(x, 64)
+    lam = 1e-3
+    p_inv = BlockNystromPreconditioner(factor, lam, blocks, lambda idx: k[np.ix_(idx, idx)])
+    residual = k - factor @ factor.T
+    p = factor @ factor.T + lam * np.eye(300)
+    for b in blocks:
+        p[np.ix_(b, b)] += residual[np.ix_(b, b)]
+    r = np.random.default_rng(5).standard_normal((300, 2))
+    assert _rel(p_inv(r), np.linalg.solve(p, r)) < 1e-8
+    assert _rel(p_inv(r[:, 0]), np.linalg.solve(p, r[:, 0])) < 1e-8
+    # symmetric positive definite, as CG needs
+    dense = p_inv(np.eye(300))
+    assert _rel(dense, dense.T) < 1e-10 and np.linalg.eigvalsh(dense).min() > 0
+
+
+def test_blocks_cut_cg_iterations_and_keep_the_solution(monkeypatch):
+    # n = 1500 with blocks of 250: CG needs clearly fewer iterations than with the low-rank part
+    # alone, and still solves the exact system
+    x, y = _data(1500, d=6)
+    xt, _ = _data(40, d=6, seed=9)
+    dense = MLP.predict(x, y, xt, diag_reg=1e-4, solver="cholesky")
+    monkeypatch.setattr(regression, "PRECONDITIONER_BLOCK", 250)
+    blocked, info = MLP.predict(x, y, xt, diag_reg=1e-4, solver="cg", n_centers=100, tol=1e-8, return_info=True)
+    monkeypatch.setattr(regression, "PRECONDITIONER_BLOCK", 1)  # blocks of one: the diagonal only
+    diagonal, info1 = MLP.predict(x, y, xt, diag_reg=1e-4, solver="cg", n_centers=100, tol=1e-8,
+                                  return_info=True)
+    assert _rel(blocked, dense) < 1e-6 and _rel(diagonal, dense) < 1e-6
+    assert info[0].iterations < 0.75 * info1[0].iterations
 
 
 # -- predictions -------------------------------------------------------------------------------

@@ -74,13 +74,15 @@ class KernelMethods:
                 - "cholesky" (t = inf) / "eigh" (any t): dense, the n x n kernel in memory;
                 - "cg": exact, matrix-free: conjugate gradients (Lanczos for finite t) whose
                   kernel products are computed tile by tile and never stored, preconditioned by
-                  a rank-``n_centers`` randomly pivoted Cholesky Nystrom factor;
+                  a rank-``n_centers`` randomly pivoted Cholesky Nystrom factor plus the
+                  diagonal blocks (1000 neighbouring inputs each) of what it misses;
                 - "nystrom": Falkon's approximate regression on ``n_centers`` centres (t = inf);
                 - "auto": dense when the kernels fit comfortably in available memory, else "cg".
             tol: relative residual at which "cg" / "nystrom" stop (Lanczos: relative change).
             maxiter: iteration limit of the iterative solvers (default 1000 for "cg", 500 else);
                 a solve that stops short of ``tol`` warns (RuntimeWarning).
-            n_centers: "cg": the preconditioner's rank (default min(2000, n/2), 0: none);
+            n_centers: "cg": the preconditioner's rank (default 14 sqrt(n), at most 4000, n/2
+                and 2 GiB of factor; 0: no preconditioner);
                 "nystrom": the number of centres (default min(n, 2000)).
             centers: how "nystrom" draws its centres: "uniform" or "leverage" (approximate
                 ridge leverage scores); ``seed`` seeds the draws (and the preconditioner's).

@@ -19,6 +19,8 @@ RELU = "m = MLP(2, 'relu', W_std=1.5, b_std=0.1)\n"
 OP = RELU + "op = m.kernel_operator(X, get='ntk')\n"
 XS = "xs = rng.standard_normal((300, 3)); ys = np.sin(xs[:, :2])\n"
 DUP = "xd = np.vstack([xs, xs]); yd = np.vstack([ys, ys])\n"
+# the preconditioner's diagonal blocks smaller than n (by default they hold 1000 inputs)
+BLOCKS = "from ntkfast.solvers import regression\nregression.PRECONDITIONER_BLOCK = 64\n"
 
 CASES = [
     # kernel_operator
@@ -65,6 +67,20 @@ CASES = [
     S("cg_duplicates_regularised", RELU + XS + DUP + "m.predict(xd, yd, X2, solver='cg', diag_reg=1e-3)", ok()),
     S("cg_identical_rows", RELU + "m.predict(huge((500, 3), 0.5), huge((500,), 1.0), X2, solver='cg', diag_reg=1e-3)",
       ok()),
+    S("cg_blocks_duplicates", RELU + XS + DUP + BLOCKS + "m.predict(xd, yd, X2, solver='cg', diag_reg=1e-3)", ok()),
+    S("cg_blocks_identical_rows", RELU + BLOCKS + "m.predict(huge((500, 3), 0.5), huge((500,), 1.0), X2, solver='cg', "
+      "diag_reg=1e-3)", ok()),
+    S("cg_blocks_tiny_reg", RELU + XS + DUP + BLOCKS + "m.predict(xd, yd, X2, solver='cg', diag_reg=1e-15)",
+      (ok(), raises("ValueError", "diag_reg"), warns("RuntimeWarning", "maxiter", "diag_reg"))),
+    S("cg_blocks_zero_inputs", "m = MLP(2, 'relu', W_std=1.5, b_std=0.0)\n" + BLOCKS +
+      "m.predict(np.zeros((300, 3)), np.ones(300), X2, solver='cg', diag_reg=1e-3)",
+      raises("ValueError", "diag_reg")),
+    S("cg_blocks_zero_inputs_absolute", "m = MLP(2, 'relu', W_std=1.5, b_std=0.0)\n" + BLOCKS +
+      "m.predict(np.zeros((300, 3)), np.ones(300), X2, solver='cg', diag_reg=1e-3, diag_reg_absolute_scale=True)",
+      ok()),
+    S("cg_blocks_float32_extremes", RELU + BLOCKS + "x = rng.standard_normal((400, 3)).astype(np.float32) * "
+      "np.float32(1e15)\nm.predict(x, np.ones(400), X2, solver='cg', diag_reg=1e-3)",
+      (ok(), raises("ValueError", "x_train", "x1"))),
     S("cg_maxiter_short", RELU + XS + "m.predict(xs, ys, X2, solver='cg', diag_reg=1e-6, maxiter=1, n_centers=0)",
       warns("RuntimeWarning", "maxiter")),
     S("cg_tol_zero", RELU + XS + "m.predict(xs, ys, X2, solver='cg', tol=0.0)", raises("ValueError", "tol")),

@@ -5,9 +5,6 @@ kernel regression of Falkon (Rudi, Carratino, Rosasco 2017).
 - ``rpcholesky``: randomly pivoted Cholesky (Chen, Epperly, Tropp, Webber 2022), in blocks of
   pivots: pivots drawn with probability proportional to the diagonal of what the approximation
   still misses, so it adapts to the kernel's spectrum. Yields the n x M factor F, K ~ F F^T.
-- ``NystromPreconditioner``: P = U (Lambda + lam) U^T / (lambda_M + lam) + (I - U U^T) from the
-  eigendecomposition F F^T = U Lambda U^T (Frangella, Tropp, Udell 2021): P^-1 (K + lam I) has
-  its top M eigenvalues flattened, so CG needs far fewer iterations.
 - ``ridge_leverage_scores``: approximate ridge leverage scores from a uniform sketch (Alaoui and
   Mahoney 2015; Musco and Musco 2017), computed in row blocks: no n x M matrix is kept.
 """
@@ -52,50 +49,33 @@ def rpcholesky(kernel: Callable, x: np.ndarray, diagonal: np.ndarray, rank: int,
         take = min(b, candidates.size)
         drawn = rng.choice(candidates, size=take, replace=False, p=residual[candidates] / residual[candidates].sum())
         g = _columns(kernel, x, drawn) - factor[:, :r] @ factor[drawn, :r].T  # (n, take): the residual's columns
-        # pivoted Cholesky of the drawn block, dropping pivots the earlier ones explain
+        # pivoted Cholesky of the drawn block's own take x take residual, dropping pivots the
+        # earlier ones explain; then the factor's new columns in one triangular solve,
+        # g[:, accepted] L^-T (the same numbers as adding the columns one at a time)
+        block_residual = g[drawn].copy()
+        lower = np.zeros((take, take))
         accepted = []
         for j in range(take):
-            d = g[drawn[j], j]
+            d = block_residual[j, j]
             if not d > floor:
                 continue
-            col = g[:, j] / np.sqrt(d)
-            factor[:, r] = col
-            g[:, j + 1:] -= np.outer(col, col[drawn[j + 1:]])
-            residual = np.maximum(residual - col * col, 0.0)
-            residual[drawn[j]] = 0.0
-            accepted.append(drawn[j])
-            r += 1
-            if r == rank:
+            col = block_residual[:, j] / np.sqrt(d)
+            block_residual -= np.outer(col, col)
+            lower[:, len(accepted)] = col
+            accepted.append(j)
+            if r + len(accepted) == rank:
                 break
-        pivots.extend(accepted)
-        if not accepted:
+        if accepted:
+            lower = lower[np.asarray(accepted)][:, : len(accepted)]
+            new = np.linalg.solve(lower, g[:, accepted].T).T
+            factor[:, r:r + len(accepted)] = new
+            residual = np.maximum(residual - np.einsum("ij,ij->i", new, new), 0.0)
+            residual[drawn[accepted]] = 0.0
+            r += len(accepted)
+            pivots.extend(drawn[accepted].tolist())
+        else:
             residual[drawn] = 0.0
     return factor[:, :r], np.asarray(pivots, dtype=np.int64)
-
-
-class NystromPreconditioner:
-    """Applies P^-1 for the system (K + lam I), from the Nystrom factor F (n, r) of K. The
-    factor's memory is reused for the eigenvectors."""
-
-    def __init__(self, factor: np.ndarray, lam: float):
-        gram = factor.T @ factor
-        values, vectors = linalg.eigh(gram) if gram.shape[0] else (np.zeros(0), np.zeros((0, 0)))
-        keep = values > 1e-12 * (values[-1] if values.size else 0.0)
-        values, vectors = values[keep], vectors[:, keep]
-        w = vectors / np.sqrt(values)[None, :]  # U = F V Lambda^-1/2
-        u = factor[:, : w.shape[1]]
-        for start in range(0, factor.shape[0], ROW_BLOCK):  # in place, a block of rows at a time
-            rows = slice(start, start + ROW_BLOCK)
-            u[rows] = factor[rows] @ w
-        self.u, self.values, self.lam = u, values, float(lam)
-        self.floor = float(values[0]) if values.size else 0.0
-
-    def __call__(self, r: np.ndarray) -> np.ndarray:
-        if self.values.size == 0:
-            return r
-        c = self.u.T @ r
-        scale = ((self.floor + self.lam) / (self.values + self.lam))[:, None]
-        return r + self.u @ ((scale - 1.0) * c)
 
 
 def ridge_leverage_scores(kernel: Callable, x: np.ndarray, diagonal: np.ndarray, lam: float, sketch: int,

@@ -1,5 +1,6 @@
 """Gradient-flow predictions (kernel regression) without the n x n kernel: conjugate gradients
-preconditioned by a randomly pivoted Cholesky Nystrom factor for exact solves, Lanczos for finite
+preconditioned by a randomly pivoted Cholesky Nystrom factor plus diagonal blocks of neighbouring
+inputs for exact solves, Lanczos for finite
 times, Falkon for approximate regression on a subset of centres. Every kernel product runs tile
 by tile in the core (``KernelOperator``)."""
 
@@ -14,18 +15,26 @@ import numpy as np
 from .. import linalg
 from .cg import conjugate_gradients
 from .lanczos import lanczos_function
-from .nystrom import ROW_BLOCK, NystromPreconditioner, rpcholesky, select_centers
+from .nystrom import ROW_BLOCK, rpcholesky, select_centers
+from .partition import principal_blocks
+from .preconditioners import BlockNystromPreconditioner
 from .operator import KernelOperator
 from .report import Convergence
 
 SOLVERS = ("auto", "cholesky", "eigh", "cg", "nystrom")
 CENTERS = ("uniform", "leverage")
 
-# Default Nystrom rank: enough to flatten the top of the spectrum, capped so that the n x M
-# preconditioner factor stays a fraction of the kernel's memory (see ``_rank``).
-DEFAULT_CENTERS = 2000
+# Default rank of the CG preconditioner's Nystrom factor: CENTERS_PER_ROOT_N sqrt(n), so that its
+# setup's O(n M^2) flops stay a small share of the O(n^2) kernel entries of each CG iteration,
+# at most DEFAULT_CENTERS and FACTOR_BUDGET bytes (see ``_rank``).
+DEFAULT_CENTERS = 4000
+CENTERS_PER_ROOT_N = 14
 # Bytes the n x M factor of the CG preconditioner may take by default.
 FACTOR_BUDGET = 2.0 * 2**30
+# Inputs per diagonal block of the CG preconditioner, and the bytes all blocks' Cholesky factors
+# may take (n x block); blocks shrink at large n to stay within it.
+PRECONDITIONER_BLOCK = 1000
+BLOCK_BUDGET = 1.0 * 2**30
 # Rows of K_nM sampled per centre to estimate K_Mn K_nM for the "nystrom" preconditioner.
 SAMPLE_ROWS_PER_CENTRE = 20
 
@@ -135,7 +144,12 @@ class MatrixFreeRegression:
                 self._lam[g] = self.reg
             else:
                 diagonal = KernelOperator(self.core, self.train, get=g).diagonal()
-                self._lam[g] = self.reg * float(np.mean(diagonal))
+                mean = float(np.mean(diagonal))
+                if not mean > 0:
+                    raise ValueError(f"diag_reg: is relative to the mean diagonal of the training {g.upper()}, "
+                                     f"which is {mean:.3g} here (a zero kernel on x_train); pass "
+                                     f"diag_reg_absolute_scale=True for an absolute regulariser")
+                self._lam[g] = self.reg * mean
         return self._lam[g]
 
     def operator(self, g: str) -> KernelOperator:
@@ -144,23 +158,33 @@ class MatrixFreeRegression:
     def _rank(self) -> int:
         m = self.options.n_centers
         if m is None:
-            m = min(DEFAULT_CENTERS, self.n // 2, int(FACTOR_BUDGET / (8.0 * self.n)))
+            m = min(DEFAULT_CENTERS, int(CENTERS_PER_ROOT_N * np.sqrt(self.n)), self.n // 2,
+                    int(FACTOR_BUDGET / (8.0 * self.n)))
         return max(0, min(int(m), self.n))
 
+    def _block(self) -> int:
+        return max(1, min(PRECONDITIONER_BLOCK, int(BLOCK_BUDGET / (8.0 * self.n))))
+
     def preconditioner(self, g: str):
+        """P^-1 for CG: a rank-n_centers randomly pivoted Cholesky factor plus diagonal blocks of
+        neighbouring inputs (``BlockNystromPreconditioner``); None without n_centers or diag_reg."""
         if g not in self._preconditioners:
             rank = self._rank()
-            if rank == 0:
+            if rank == 0 or not self.lam(g) > 0:
                 self._preconditioners[g] = None
             else:
-                need = 8.0 * self.n * rank
+                block = self._block()
+                need = 8.0 * self.n * (rank + block)
                 if need > 0.5 * available_memory():
-                    raise MemoryError(f"n_centers: the preconditioner's {self.n} x {rank} factor needs "
-                                      f"{need / 2**30:.1f} GiB; pass fewer n_centers")
+                    raise MemoryError(f"n_centers: the preconditioner's {self.n} x {rank} factor and diagonal "
+                                      f"blocks need {need / 2**30:.1f} GiB; pass fewer n_centers")
                 rng = np.random.default_rng(self.options.seed)
+                kernel = self.kernel(g)
                 diagonal = KernelOperator(self.core, self.train, get=g).diagonal()
-                factor, _ = rpcholesky(self.kernel(g), self.train, diagonal, rank, rng)
-                self._preconditioners[g] = NystromPreconditioner(factor, self.lam(g)) if self.lam(g) > 0 else None
+                factor, _ = rpcholesky(kernel, self.train, diagonal, rank, rng)
+                blocks = principal_blocks(self.train, block, seed=self.options.seed)
+                self._preconditioners[g] = BlockNystromPreconditioner(
+                    factor, self.lam(g), blocks, lambda idx: kernel(self.train[idx], None))
         return self._preconditioners[g]
 
     def _maxiter(self, default: int) -> int:
