@@ -1,8 +1,7 @@
 """Gradient-flow predictions (kernel regression) without the n x n kernel: conjugate gradients
 preconditioned by a randomly pivoted Cholesky Nystrom factor plus diagonal blocks of neighbouring
-inputs for exact solves, Lanczos for finite
-times, Falkon for approximate regression on a subset of centres. Every kernel product runs tile
-by tile in the core (``KernelOperator``)."""
+inputs for exact solves, Lanczos for finite times, Falkon for approximate regression on a subset
+of centres. Every kernel product runs tile by tile in the core (``KernelOperator``)."""
 
 from __future__ import annotations
 
@@ -16,9 +15,9 @@ from .. import linalg
 from .cg import conjugate_gradients
 from .lanczos import lanczos_function
 from .nystrom import ROW_BLOCK, rpcholesky, select_centers
+from .operator import KernelOperator
 from .partition import principal_blocks
 from .preconditioners import BlockNystromPreconditioner
-from .operator import KernelOperator
 from .report import Convergence
 
 SOLVERS = ("auto", "cholesky", "eigh", "cg", "nystrom")
@@ -31,8 +30,8 @@ DEFAULT_CENTERS = 4000
 CENTERS_PER_ROOT_N = 14
 # Bytes the n x M factor of the CG preconditioner may take by default.
 FACTOR_BUDGET = 2.0 * 2**30
-# Inputs per diagonal block of the CG preconditioner, and the bytes all blocks' Cholesky factors
-# may take (n x block); blocks shrink at large n to stay within it.
+# Inputs per diagonal block of the CG preconditioner, and the bytes all blocks' inverses may take
+# (n x block); blocks shrink at large n to stay within it.
 PRECONDITIONER_BLOCK = 1000
 BLOCK_BUDGET = 1.0 * 2**30
 # Rows of K_nM sampled per centre to estimate K_Mn K_nM for the "nystrom" preconditioner.
@@ -122,6 +121,7 @@ class MatrixFreeRegression:
         self.reg, self.absolute, self.options, self.solver = reg, absolute, options, solver
         self.n = train.shape[0]
         self._lam: dict = {}
+        self._diagonals: dict = {}
         self._preconditioners: dict = {}
         self._falkon: dict = {}
         self._alpha: dict = {}
@@ -137,14 +137,19 @@ class MatrixFreeRegression:
             return nngp if g == "nngp" else ntk
         return k
 
+    def diagonal(self, g: str) -> np.ndarray:
+        """The diagonal of the training kernel g (computed once)."""
+        if g not in self._diagonals:
+            self._diagonals[g] = KernelOperator(self.core, self.train, get=g).diagonal()
+        return self._diagonals[g]
+
     def lam(self, g: str) -> float:
         """The diagonal regulariser: diag_reg, times the mean diagonal unless absolute."""
         if g not in self._lam:
             if self.absolute or self.reg == 0.0:
                 self._lam[g] = self.reg
             else:
-                diagonal = KernelOperator(self.core, self.train, get=g).diagonal()
-                mean = float(np.mean(diagonal))
+                mean = float(np.mean(self.diagonal(g)))
                 if not mean > 0:
                     raise ValueError(f"diag_reg: is relative to the mean diagonal of the training {g.upper()}, "
                                      f"which is {mean:.3g} here (a zero kernel on x_train); pass "
@@ -180,8 +185,7 @@ class MatrixFreeRegression:
                                       f"blocks need {need / 2**30:.1f} GiB; pass fewer n_centers")
                 rng = np.random.default_rng(self.options.seed)
                 kernel = self.kernel(g)
-                diagonal = KernelOperator(self.core, self.train, get=g).diagonal()
-                factor, _ = rpcholesky(kernel, self.train, diagonal, rank, rng)
+                factor, _ = rpcholesky(kernel, self.train, self.diagonal(g), rank, rng)
                 blocks = principal_blocks(self.train, block, seed=self.options.seed)
                 self._preconditioners[g] = BlockNystromPreconditioner(
                     factor, self.lam(g), blocks, lambda idx: kernel(self.train[idx], None))
@@ -224,7 +228,7 @@ class MatrixFreeRegression:
             raise ValueError("n_centers: the 'nystrom' solver needs at least one centre")
         rng = np.random.default_rng(o.seed)
         lam = self.lam(g)
-        diagonal = KernelOperator(self.core, self.train, get=g).diagonal() if o.centers == "leverage" else None
+        diagonal = self.diagonal(g) if o.centers == "leverage" else None
         idx = select_centers(o.centers, self.kernel(g), self.train, diagonal, m, max(lam, 1e-300), rng)
         centres = np.ascontiguousarray(self.train[idx])
         m = centres.shape[0]
