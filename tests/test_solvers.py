@@ -13,7 +13,7 @@ from ntkfast.solvers import conjugate_gradients, lanczos_function
 from ntkfast.solvers.nystrom import rpcholesky
 from ntkfast.solvers import regression
 from ntkfast.solvers.partition import principal_blocks
-from ntkfast.solvers.preconditioners import BlockNystromPreconditioner
+from ntkfast.solvers.preconditioners import BlockNystromPreconditioner, jitter_ladder, jittered_cholesky
 
 
 def _data(n, d=5, k=3, seed=0):
@@ -225,6 +225,16 @@ def test_block_nystrom_preconditioner_inverts_low_rank_plus_blocks():
     # symmetric positive definite, as CG needs
     dense = p_inv(np.eye(300))
     assert _rel(dense, dense.T) < 1e-10 and np.linalg.eigvalsh(dense).min() > 0
+
+
+def test_jittered_cholesky_adds_the_smallest_jitter_that_works():
+    assert jitter_ladder(1e-4, 1.0) == pytest.approx([1e-4, 1e-2, 1.0]) and jitter_ladder(0.0, 1.0) == [0.0]
+    # a singular PSD matrix (rank 1): no jitter fails (the core raises ValueError), 1e-4 works
+    a = np.ones((3, 3))
+    lower = jittered_cholesky(a, [0.0] + jitter_ladder(1e-4, 1.0))
+    assert np.allclose(lower @ lower.T, a + 1e-4 * np.eye(3), atol=1e-12)
+    with pytest.raises(ValueError):
+        jittered_cholesky(-np.eye(3), jitter_ladder(1e-4, 1.0))
 
 
 def test_blocks_cut_cg_iterations_and_keep_the_solution(monkeypatch):

@@ -18,17 +18,26 @@ import numpy as np
 from .. import linalg
 
 
-def _cholesky_with_jitter(a: np.ndarray, scale: float) -> np.ndarray:
-    """Cholesky factor of a + jitter I, with the smallest jitter (from 0, then 1e-14 x scale up by
-    100x) that makes it positive definite: K - F F^T is PSD up to rounding only."""
-    jitter = 0.0
-    while True:
+def jitter_ladder(first: float, limit: float) -> list:
+    """first, 100 first, 10^4 first, ... up to ``limit`` ([0.0] when first is 0)."""
+    if not first > 0:
+        return [0.0]
+    out = [first]
+    while out[-1] * 100.0 <= limit * (1 + 1e-12):
+        out.append(out[-1] * 100.0)
+    return out
+
+
+def jittered_cholesky(a: np.ndarray, jitters: list) -> np.ndarray:
+    """Cholesky factor of a + j I for the first j of ``jitters`` that makes it positive definite
+    (a matrix PSD up to rounding only); the last failure is raised."""
+    for i, jitter in enumerate(jitters):
         try:
             return linalg.cholesky(a + jitter * np.eye(a.shape[0]) if jitter else a)
         except ValueError:
-            jitter = 1e-14 * scale if jitter == 0.0 else 100.0 * jitter
-            if jitter > scale:
+            if i == len(jitters) - 1:
                 raise
+    raise ValueError("jitters: no jitter to try")
 
 
 class BlockNystromPreconditioner:
@@ -37,7 +46,7 @@ class BlockNystromPreconditioner:
     ``block_kernel(idx)`` returns K(x[idx], x[idx]); ``blocks`` partition range(n)."""
 
     def __init__(self, factor: np.ndarray, lam: float, blocks: list, block_kernel):
-        self.factor, self.blocks, self.lam = factor, blocks, float(lam)
+        self.factor, self.blocks = factor, blocks
         r = factor.shape[1]
         capacitance = np.eye(r)
         # the blocks' inverses, not their Cholesky factors: a product with a few columns reads a
@@ -46,8 +55,10 @@ class BlockNystromPreconditioner:
         for idx in blocks:
             f = factor[idx]
             d = np.asarray(block_kernel(idx), dtype=np.float64) - f @ f.T
-            d[np.diag_indices_from(d)] += self.lam
-            lower = _cholesky_with_jitter(d, float(np.max(np.abs(np.diagonal(d)))))
+            d[np.diag_indices_from(d)] += lam
+            # K - F F^T is PSD up to rounding only: from no jitter up to the diagonal's size
+            scale = float(np.max(np.abs(np.diagonal(d))))
+            lower = jittered_cholesky(d, [0.0] + jitter_ladder(1e-14 * scale, scale))
             inverse = linalg._cho_solve(lower, np.eye(idx.size))
             inverse = 0.5 * (inverse + inverse.T)
             self.inverses.append(inverse)

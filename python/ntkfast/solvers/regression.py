@@ -11,13 +11,12 @@ from typing import Optional
 
 import numpy as np
 
-from .. import linalg
 from .cg import conjugate_gradients
 from .lanczos import lanczos_function
 from .nystrom import ROW_BLOCK, rpcholesky, select_centers
 from .operator import KernelOperator
 from .partition import principal_blocks
-from .preconditioners import BlockNystromPreconditioner
+from .preconditioners import BlockNystromPreconditioner, jitter_ladder, jittered_cholesky
 from .report import Convergence
 
 SOLVERS = ("auto", "cholesky", "eigh", "cg", "nystrom")
@@ -240,13 +239,8 @@ class MatrixFreeRegression:
             k_bm = np.asarray(self.kernel(g)(self.train[rows[start:start + ROW_BLOCK]], centres), dtype=np.float64)
             gram += k_bm.T @ k_bm
         h = (self.n / sample) * gram + lam * k_mm
-        jitter = 1e-13 * float(np.mean(np.diag(h)))
-        while True:
-            try:
-                lower = linalg.cholesky(h + jitter * np.eye(m))
-                break
-            except np.linalg.LinAlgError:
-                jitter *= 100.0
+        scale = float(np.mean(np.diag(h)))
+        lower = jittered_cholesky(h, jitter_ladder(1e-13 * scale, scale))
         b = np.linalg.inv(lower).T  # B = L^-T: B^T H B ~ I
         want = {"nngp": g == "nngp", "ntk": g == "ntk"}
 
