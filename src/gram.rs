@@ -50,6 +50,9 @@ pub struct Kernels<A> {
 
 /// The diagonals k(x_i, x_i) by the exact diagonal pass.
 pub fn gram_diagonal<T: Real>(model: &Model, x: ArrayView2<T>, want: Want) -> Result<Kernels<Array1<T>>, Error> {
+    if model.image.is_some() {
+        return crate::conv::gram_diagonal(model, x, want);
+    }
     if x.ncols() == 0 {
         return Err(Error::invalid("x1", format!("must be non-empty, got shape ({}, 0)", x.nrows())));
     }
@@ -72,6 +75,14 @@ pub fn gram_diagonal<T: Real>(model: &Model, x: ArrayView2<T>, want: Want) -> Re
 
 /// The checks every kernel request starts with; the compiled plan.
 pub fn compile_for<T>(model: &Model, x1: &ArrayView2<T>, x2: Option<&ArrayView2<T>>) -> Result<Plan, Error> {
+    if model.image.is_some() {
+        return Err(Error::Unsupported {
+            name: "x1",
+            message: "kernel products, kernel(..., out=) and the matrix-free solvers are not implemented yet for \
+                      networks of images: compute the kernel itself (solver='cholesky' or 'eigh' in predictions)"
+                .into(),
+        });
+    }
     if let Some(x2) = x2 {
         check_features(x1, x2)?;
     }
@@ -101,6 +112,9 @@ pub fn gram<T: Real>(
     x2: Option<ArrayView2<T>>,
     want: Want,
 ) -> Result<Kernels<Array2<T>>, Error> {
+    if model.image.is_some() {
+        return crate::conv::gram(model, x1, x2, want);
+    }
     let plan = compile_for(model, &x1, x2.as_ref())?;
     if widened::<T>(&plan) {
         return deep_float32(model, x1, x2, want);

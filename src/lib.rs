@@ -18,6 +18,7 @@
 
 pub mod activation;
 pub mod cholesky;
+pub mod conv;
 pub mod diagonal;
 pub mod empirical;
 pub mod error;

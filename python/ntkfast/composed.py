@@ -51,7 +51,16 @@ def apply(layer, params, x):
     else:
         if layer.n_in not in (1, None):
             raise ValueError(f"x: the network takes {layer.n_in} inputs: pass a list of {layer.n_in} arrays")
-        values, dtype = _inputs(x, "x")
+        if np.ndim(x) > 2 and layer._compiled().is_spatial():
+            from .images import as_images
+
+            values = as_images(x, "x")
+            dtype, one_d = values.dtype, np.ndim(x) == 3
+            values = np.asarray(values[:, 0] if one_d else values, dtype=np.float64)
+            if not np.isfinite(values).all():
+                raise ValueError("x: contains NaN or infinity")
+        else:
+            values, dtype = _inputs(x, "x")
         single = dtype == np.float32
     out, _ = ops.forward(layer, p, values, grad=False)
     cast = (lambda a: a.astype(np.float32)) if single else (lambda a: a)

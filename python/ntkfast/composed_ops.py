@@ -24,6 +24,7 @@ import numpy as np
 
 from . import _core
 from . import activations as _act
+from .stax.convolutional import SPATIAL as _SPATIAL
 from . import stax
 from .finite import _finite_float64
 
@@ -79,6 +80,19 @@ def _check_params(layer, params, where, copy):
                                  f"or ({layer.out_dim},), got {b.shape}")
             b = b.reshape(-1)
         return (w, b)
+    if isinstance(layer, stax.Conv):
+        if not isinstance(params, (tuple, list)) or len(params) != 2:
+            raise TypeError(f"params: {where} is for {_short(layer)} and must be a pair (W, b); got "
+                            f"{_describe(params)}")
+        w = _array(params[0], f"{where}[0] (W of {_short(layer)})", copy)
+        if w.shape[:-2] != layer.filter_shape or w.shape[-1] != layer.out_chan:
+            raise ValueError(f"params: {where}[0] (W of {_short(layer)}) must have shape {layer.filter_shape} + "
+                             f"(in_chan, {layer.out_chan}), got {w.shape}")
+        b = None if params[1] is None else _array(params[1], f"{where}[1] (b of {_short(layer)})", copy)
+        if b is not None and b.size != layer.out_chan:
+            raise ValueError(f"params: {where}[1] (b of {_short(layer)}) must have {layer.out_chan} entries, got "
+                             f"shape {b.shape}")
+        return (w, None if b is None else b.reshape(-1))
     if isinstance(layer, (stax.Serial, stax.Parallel)):
         kind = "serial" if isinstance(layer, stax.Serial) else "parallel"
         n = len(layer.layers)
@@ -201,8 +215,8 @@ def forward(layer, params, x, grad: bool = True, where: str = "params", inputs: 
 def _forward(layer, params, x, grad, where, inputs):
     if isinstance(layer, stax.Dense):
         w, b = params
-        if isinstance(x, list) or x.shape[1] != w.shape[0]:
-            got = f"{len(x)} inputs" if isinstance(x, list) else f"inputs of {x.shape[1]} features"
+        if isinstance(x, list) or x.shape[-1] != w.shape[0]:
+            got = f"{len(x)} inputs" if isinstance(x, list) else f"inputs of {x.shape[-1]} features"
             raise ValueError(f"x, params: {where}[0] (W of {_short(layer)}) has shape {w.shape}, for inputs of "
                              f"{w.shape[0]} features, but the layer gets {got}")
         w_scale, b_scale = scales(layer, w)
@@ -247,6 +261,11 @@ def _forward(layer, params, x, grad, where, inputs):
                          "FanInProd())")
     if isinstance(layer, stax.Identity):
         return x, None
+    if isinstance(layer, _SPATIAL):
+        if grad:
+            raise NotImplementedError(f"{_short(layer)}: gradients of finite networks of images (their empirical NTK "
+                                      "and training) are not implemented yet; apply_fn and init_fn are")
+        return layer.forward(params, x), None
     if isinstance(layer, stax.Elementwise):
         return pointwise(layer, x, grad)
     if isinstance(layer, stax.LayerNorm):

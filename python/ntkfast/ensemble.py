@@ -239,6 +239,19 @@ def predict_with(model, x_train, y_train, x_test=None, *, t=None, get="ntk", com
 
     options = Options(solver, tol, maxiter, n_centers, centers, seed, progress)
     return_info = _flag(return_info, "return_info")
+    if getattr(model._core_model(), "is_spatial", lambda: False)():
+        # images: one flattened image per row below, their shape restored for each kernel call
+        from .images import FlatImages, as_images
+
+        train_images = as_images(x_train, "x_train")
+        if x_test is not None:
+            test_images = as_images(x_test, "x_test")
+            if test_images.shape[1:] != train_images.shape[1:]:
+                raise ValueError(f"x_test: images of shape {test_images.shape[1:]} do not match x_train's "
+                                 f"{train_images.shape[1:]}")
+            x_test = test_images.reshape(test_images.shape[0], -1)
+        model = FlatImages(model, train_images.shape[1:])
+        x_train = train_images.reshape(train_images.shape[0], -1)
     # Checked here under the caller's names: below, they are the x1 / x2 of model.kernel.
     train = as_inputs(x_train, "x_train")
     y, y_is_1d = _targets(y_train)

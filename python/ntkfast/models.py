@@ -128,6 +128,16 @@ def compiled_kernel(spec, x1, x2, get, diagonal, out=None):
         raise ValueError("diagonal: diagonal=True returns k(x1_i, x1_i) and takes x2=None")
     if out is not None and diagonal:
         raise ValueError("out: only for full kernels (diagonal=False)")
+    core = spec()
+    if getattr(core, "is_spatial", lambda: False)():
+        if out is not None:
+            raise NotImplementedError("out: writing into caller memory is not implemented yet for networks of "
+                                      "images; call kernel() without out=")
+        from . import images
+
+        nngp, ntk = images.kernel(core, x1, x2, want, diagonal)
+        result = Kernel(nngp, ntk, names)
+        return result[names[0]] if single else result
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if out is not None:

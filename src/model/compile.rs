@@ -283,6 +283,13 @@ impl Compiler {
                 Ok(vec![Value { dense: None, ..v }])
             }
             Layer::Identity => Ok(vec![Self::one(path, layer, &inputs)?]),
+            Layer::Conv { .. } | Layer::AvgPool { .. } | Layer::GlobalAvgPool | Layer::Flatten => Err(Error::invalid(
+                "x1",
+                format!(
+                    "{path} {layer:?} needs images: pass inputs of shape (n, height, width, channels), or (n, width, \
+                     channels) for 1-D convolutions, not (n, features)"
+                ),
+            )),
             Layer::FanOut(num) => {
                 let v = Self::one(path, layer, &inputs)?;
                 // Each branch is a register: a step, and per thread an (NNGP, NTK) row block of a

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::activation::{Activation, SeriesFunction};
+use crate::conv::{Padding, Window};
 use crate::error::Error;
 use crate::series::PointwiseFn;
 use crate::spec::{Dense, Mlp, Parameterization};
@@ -41,6 +42,23 @@ pub enum Layer {
     Serial(Vec<Layer>),
     /// Layer i on input i.
     Parallel(Vec<Layer>),
+    /// neural-tangents' `Conv(out_chan, filter_shape, strides, padding, W_std, b_std,
+    /// parameterization)` over (height, width); a 1-D convolution has height 1.
+    Conv {
+        out_chan: usize,
+        window: Window,
+        dense: Dense,
+        standard: bool,
+    },
+    /// `AvgPool(window_shape, strides, padding, normalize_edges)`.
+    AvgPool {
+        window: Window,
+        normalize_edges: bool,
+    },
+    /// `GlobalAvgPool()`: the mean over all positions.
+    GlobalAvgPool,
+    /// `Flatten()`: positions and channels as one feature axis.
+    Flatten,
 }
 
 impl std::fmt::Debug for Layer {
@@ -56,6 +74,16 @@ impl std::fmt::Debug for Layer {
             Layer::FanOut(num) => write!(f, "FanOut({num})"),
             Layer::FanInSum => f.write_str("FanInSum()"),
             Layer::FanInProd => f.write_str("FanInProd()"),
+            Layer::Conv { out_chan, window, dense, standard } => {
+                write!(f, "Conv({out_chan}, {}, W_std={:?}, b_std={:?}", window.describe(), dense.w_std, dense.b_std)?;
+                if *standard { write!(f, ", parameterization='standard')") } else { write!(f, ")") }
+            }
+            Layer::AvgPool { window, normalize_edges } => {
+                write!(f, "AvgPool({}", window.describe())?;
+                if *normalize_edges { write!(f, ", normalize_edges=True)") } else { write!(f, ")") }
+            }
+            Layer::GlobalAvgPool => f.write_str("GlobalAvgPool()"),
+            Layer::Flatten => f.write_str("Flatten()"),
             Layer::Serial(layers) => f.debug_tuple("serial").field(&layers.len()).finish(),
             Layer::Parallel(layers) => f.debug_tuple("parallel").field(&layers.len()).finish(),
         }
@@ -79,6 +107,42 @@ impl Layer {
         Ok(Layer::LayerNorm { eps })
     }
 
+    /// A convolution (`out_chan` >= 1, the window's sizes and strides >= 1, scales as `dense`).
+    pub fn conv(
+        out_chan: usize,
+        filter: [usize; 2],
+        strides: [usize; 2],
+        padding: Padding,
+        w_std: f64,
+        b_std: Option<f64>,
+        standard: bool,
+    ) -> Result<Self, Error> {
+        if out_chan == 0 {
+            return Err(Error::invalid("out_chan", "must be a positive integer, got 0"));
+        }
+        let window = Window::new(filter, strides, padding, "filter_shape")?;
+        Ok(Layer::Conv { out_chan, window, dense: Dense::new(w_std, b_std, "W_std", "b_std")?, standard })
+    }
+
+    /// Average pooling over windows of `shape` (sizes and strides >= 1).
+    pub fn avg_pool(
+        shape: [usize; 2],
+        strides: [usize; 2],
+        padding: Padding,
+        normalize_edges: bool,
+    ) -> Result<Self, Error> {
+        Ok(Layer::AvgPool { window: Window::new(shape, strides, padding, "window_shape")?, normalize_edges })
+    }
+
+    /// Whether the tree holds a layer that needs inputs with positions (Conv, pooling, Flatten).
+    pub fn is_spatial(&self) -> bool {
+        match self {
+            Layer::Conv { .. } | Layer::AvgPool { .. } | Layer::GlobalAvgPool | Layer::Flatten => true,
+            Layer::Serial(layers) | Layer::Parallel(layers) => layers.iter().any(Layer::is_spatial),
+            _ => false,
+        }
+    }
+
     /// An activation layer; a numerical activation of a user's function must come with it.
     pub fn activation(activation: Activation, function: Option<Function>, label: String) -> Result<Self, Error> {
         let external = matches!(activation, Activation::Series { function: SeriesFunction::External, .. });
@@ -89,15 +153,25 @@ impl Layer {
     }
 }
 
-/// A network: its layer tree.
+/// A network: its layer tree, and for image inputs their (height, width, channels): each input
+/// row then holds the pixels in row-major (height, width, channel) order.
 #[derive(Clone, Debug)]
 pub struct Model {
     pub layer: Layer,
+    pub image: Option<[usize; 3]>,
 }
 
 impl Model {
     pub fn new(layer: Layer) -> Self {
-        Model { layer }
+        Model { layer, image: None }
+    }
+
+    /// The model for inputs of `image` = (height, width, channels), all >= 1.
+    pub fn with_image(&self, image: [usize; 3]) -> Result<Self, Error> {
+        if image.contains(&0) {
+            return Err(Error::invalid("x1", format!("images must have positive sizes, got {image:?}")));
+        }
+        Ok(Model { layer: self.layer.clone(), image: Some(image) })
     }
 
     /// The serial stack of an MLP: `depth` (Dense, activation) pairs and a Dense readout.
@@ -116,6 +190,6 @@ impl Model {
             layers.push(Layer::activation(mlp.activation, function.clone(), format!("{:?}", mlp.activation))?);
         }
         layers.push(Layer::Dense { out_dim: 1, dense: mlp.readout, standard });
-        Ok(Model { layer: Layer::Serial(layers) })
+        Ok(Model::new(Layer::Serial(layers)))
     }
 }

@@ -86,6 +86,11 @@ impl crate::series::PointwiseFn for PyFunction {
 /// The rough cost of one kernel entry's steps (a numerical activation also evaluates quadrature
 /// tables: far more per slot).
 pub(super) fn entry_work(model: &Model, in_dim: usize) -> f64 {
+    if model.image.is_some() {
+        // a pair of images: every step over up to (positions)^2 entries
+        return crate::conv::ConvPlan::for_model(model)
+            .map_or(0.0, |plan| 30.0 * (plan.ops.len() * plan.capacity) as f64);
+    }
     match Plan::compile(model, Some(in_dim)) {
         Ok(plan) => {
             let series = plan.series_slots() as f64;

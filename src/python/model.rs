@@ -12,6 +12,7 @@ use super::calls::to_py_err;
 use super::kernels::{KernelPair, PyFunction, model_diagonal, model_kernel};
 use super::want;
 use crate::Activation;
+use crate::conv::Padding;
 use crate::model::{Layer, Model};
 
 /// A compiled network of `ntkfast.stax` layers.
@@ -38,7 +39,9 @@ fn count(value: &Bound<'_, PyAny>, name: &str) -> PyResult<usize> {
 
 /// One node: ("dense", out_dim, W_std, b_std, parameterization), ("activation", name, params,
 /// function or None, label), ("layernorm", eps), ("identity",), ("fanout", num), ("faninsum",),
-/// ("faninprod",), ("serial", [nodes]), ("parallel", [nodes]).
+/// ("faninprod",), ("serial", [nodes]), ("parallel", [nodes]), ("conv", out_chan, (fh, fw),
+/// (sh, sw), padding, W_std, b_std, parameterization), ("avgpool", (wh, ww), (sh, sw), padding,
+/// normalize_edges), ("globalavgpool",), ("flatten",).
 fn layer(node: &Bound<'_, PyAny>, depth: usize) -> PyResult<Layer> {
     if depth > MAX_NESTING {
         return Err(PyValueError::new_err(format!(
@@ -59,19 +62,27 @@ fn layer(node: &Bound<'_, PyAny>, depth: usize) -> PyResult<Layer> {
         "dense" => {
             arity(5)?;
             let out_dim = count(&node.get_item(1)?, "out_dim")?;
-            let parameterization: String = node.get_item(4)?.extract()?;
-            let standard = match parameterization.as_str() {
-                "ntk" => false,
-                "standard" => true,
-                other => {
-                    return Err(PyValueError::new_err(format!(
-                        "parameterization: must be 'ntk' or 'standard', got {other:?}"
-                    )));
-                }
-            };
+            let standard = standard(&node.get_item(4)?)?;
             Layer::dense(out_dim, node.get_item(2)?.extract()?, node.get_item(3)?.extract()?, standard)
                 .map_err(to_py_err)?
         }
+        "conv" => {
+            arity(8)?;
+            let out_chan = count(&node.get_item(1)?, "out_chan")?;
+            let padding = Padding::from_name(&node.get_item(4)?.extract::<String>()?).map_err(to_py_err)?;
+            let (filter, strides) = (pair(&node.get_item(2)?, "filter_shape")?, pair(&node.get_item(3)?, "strides")?);
+            let (w_std, b_std) = (node.get_item(5)?.extract()?, node.get_item(6)?.extract()?);
+            Layer::conv(out_chan, filter, strides, padding, w_std, b_std, standard(&node.get_item(7)?)?)
+                .map_err(to_py_err)?
+        }
+        "avgpool" => {
+            arity(5)?;
+            let padding = Padding::from_name(&node.get_item(3)?.extract::<String>()?).map_err(to_py_err)?;
+            let (window, strides) = (pair(&node.get_item(1)?, "window_shape")?, pair(&node.get_item(2)?, "strides")?);
+            Layer::avg_pool(window, strides, padding, node.get_item(4)?.extract()?).map_err(to_py_err)?
+        }
+        "globalavgpool" => Layer::GlobalAvgPool,
+        "flatten" => Layer::Flatten,
         "activation" => {
             arity(5)?;
             let name: String = node.get_item(1)?.extract()?;
@@ -99,6 +110,22 @@ fn layer(node: &Bound<'_, PyAny>, depth: usize) -> PyResult<Layer> {
     })
 }
 
+/// "ntk" -> false, "standard" -> true.
+fn standard(value: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let name: String = value.extract()?;
+    match name.as_str() {
+        "ntk" => Ok(false),
+        "standard" => Ok(true),
+        other => Err(PyValueError::new_err(format!("parameterization: must be 'ntk' or 'standard', got {other:?}"))),
+    }
+}
+
+/// A (height, width) pair of positive integers.
+fn pair(value: &Bound<'_, PyAny>, name: &str) -> PyResult<[usize; 2]> {
+    let (a, b): (Bound<'_, PyAny>, Bound<'_, PyAny>) = value.extract()?;
+    Ok([count(&a, name)?, count(&b, name)?])
+}
+
 /// Converts a layer spec, validating its values (W_std, b_std, eps, activation parameters), for
 /// layers checked when they are created rather than when a network of them is compiled.
 #[pyfunction]
@@ -117,8 +144,11 @@ impl PyModel {
     #[new]
     fn new(tree: &Bound<'_, PyAny>) -> PyResult<Self> {
         let model = Model::new(layer(tree, 0)?);
-        // The composition is checked now (for inputs of any width; widths are checked per call).
-        crate::model::Plan::compile(&model, None).map_err(to_py_err)?;
+        // The composition is checked now (for inputs of any width; widths are checked per call);
+        // a network of images when its images' shape is known (`with_image`).
+        if !model.layer.is_spatial() {
+            crate::model::Plan::compile(&model, None).map_err(to_py_err)?;
+        }
         Ok(PyModel { model })
     }
 
@@ -189,6 +219,29 @@ impl PyModel {
         ntk: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<()> {
         super::products::model_kernel_into(py, &self.model, x1, x2, nngp, ntk)
+    }
+
+    /// This network for images of (height, width, channels): its kernels then take inputs of
+    /// one flattened (row-major) image per row.
+    fn with_image(&self, height: usize, width: usize, channels: usize) -> PyResult<Self> {
+        let model = self.model.with_image([height, width, channels]).map_err(to_py_err)?;
+        crate::conv::ConvPlan::for_model(&model).map_err(to_py_err)?;
+        Ok(PyModel { model })
+    }
+
+    /// Whether the network has layers that need images (Conv, pooling, Flatten).
+    fn is_spatial(&self) -> bool {
+        self.model.layer.is_spatial()
+    }
+
+    /// The kernel entries per pair of images, and the output's (height, width) if it keeps
+    /// positions (None after Flatten or GlobalAvgPool).
+    fn image_output(&self) -> PyResult<Option<(usize, usize)>> {
+        let plan = crate::conv::ConvPlan::for_model(&self.model).map_err(to_py_err)?;
+        Ok(match plan.output {
+            crate::conv::Shape::Full([h, w]) | crate::conv::Shape::Diagonal([h, w]) => Some((h, w)),
+            crate::conv::Shape::Scalar => None,
+        })
     }
 
     fn __repr__(&self) -> String {

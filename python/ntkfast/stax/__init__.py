@@ -27,6 +27,7 @@ the kernels only in the "standard" parameterization, through the fan-in of the n
 from .activations import (ABRelu, Abs, Cos, Elu, ElementwiseNumerical, Erf, Exp, Gabor, Gaussian, Gelu, GeluTanh,
                           LeakyRelu, Monomial, Rbf, RectifiedMonomial, Relu, Selu, Sigmoid, Sigmoid_like, Sign, Silu,
                           Sin, Softplus, Swish, Tanh)
+from .convolutional import AvgPool, Conv, Flatten, GlobalAvgPool
 from .layers import (Dense, Elementwise, FanInProd, FanInSum, FanOut, Identity, Layer, LayerNorm, Parallel,  # noqa: F401
                      Serial, _fold, as_seed, nesting_depth, nesting_error, parallel, run_nested, serial)
 
@@ -35,4 +36,5 @@ __all__ = [
     "Relu", "LeakyRelu", "ABRelu", "Abs", "Erf", "Sigmoid_like", "Gelu", "Sign", "Sin", "Cos", "Rbf", "Gabor",
     "Exp", "Gaussian", "Monomial", "RectifiedMonomial", "ElementwiseNumerical", "Elementwise",
     "Tanh", "Softplus", "Silu", "Swish", "Elu", "Selu", "Sigmoid", "GeluTanh",
+    "Conv", "AvgPool", "GlobalAvgPool", "Flatten",
 ]
