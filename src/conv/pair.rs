@@ -17,6 +17,8 @@ pub struct Workspace<T> {
     regs: Vec<T>,
     scratch: Vec<T>,
     capacity: usize,
+    /// Each window's halves' column masks (`stencil::masks`).
+    masks: Vec<[Vec<T>; 2]>,
 }
 
 impl<T: Real> Workspace<T> {
@@ -30,6 +32,7 @@ impl<T: Real> Workspace<T> {
             regs: vec![T::ZERO; 2 * plan.registers * plan.capacity],
             scratch: vec![T::ZERO; 3 * plan.capacity],
             capacity: plan.capacity,
+            masks: plan.halves.iter().map(|[a, b]| [stencil::masks(a), stencil::masks(b)]).collect(),
         }
     }
 
@@ -175,8 +178,21 @@ impl<T: Real, D: Dual<T>, const NTK: bool> Vectorized for ActivateWith<'_, T, D,
 
 /// A stencil of `stencil` compiled for the CPU's SIMD level (its loops vectorise with it).
 enum Stencil<'a, T> {
-    Conv { maps: &'a [AxisMap; 2], full: bool, input: &'a [T], out: &'a mut [T] },
-    Pool { maps: &'a [AxisMap; 2], normalize_edges: bool, input: &'a [T], tmp: &'a mut [T], out: &'a mut [T] },
+    Separable {
+        halves: &'a [[AxisMap; 2]; 2],
+        masks: &'a [Vec<T>; 2],
+        full: bool,
+        input: &'a [T],
+        mid: &'a mut [T],
+        out: &'a mut [T],
+    },
+    Pool {
+        maps: &'a [AxisMap; 2],
+        normalize_edges: bool,
+        input: &'a [T],
+        tmp: &'a mut [T],
+        out: &'a mut [T],
+    },
 }
 
 impl<T: Real> Vectorized for Stencil<'_, T> {
@@ -184,8 +200,14 @@ impl<T: Real> Vectorized for Stencil<'_, T> {
     #[inline(always)]
     fn run<M: MulAdd>(self) {
         match self {
-            Stencil::Conv { maps, full: true, input, out } => stencil::conv_full(maps, input, out),
-            Stencil::Conv { maps, full: false, input, out } => stencil::conv_diagonal(maps, input, out),
+            Stencil::Separable { halves: [first, second], masks: [m1, m2], full: true, input, mid, out } => {
+                stencil::conv_full(first, m1, input, mid);
+                stencil::conv_full(second, m2, mid, out);
+            }
+            Stencil::Separable { halves: [first, second], masks: [m1, m2], full: false, input, mid, out } => {
+                stencil::conv_diagonal(first, m1, input, mid);
+                stencil::conv_diagonal(second, m2, mid, out);
+            }
             Stencil::Pool { maps, normalize_edges, input, tmp, out } => {
                 stencil::pool_full(maps, normalize_edges, input, tmp, out)
             }
@@ -210,15 +232,17 @@ pub fn run<'w, T: Real, const NTK: bool>(
                 let step: DenseStep<T> = step.cast();
                 let cap = ws.capacity;
                 let (sigma, theta) = {
-                    let Workspace { regs, scratch, .. } = &mut *ws;
+                    let Workspace { regs, scratch, masks, .. } = &mut *ws;
                     let (sigma, theta) = regs[2 * reg * cap..][..2 * cap].split_at_mut(cap);
                     if let Some(w) = window {
-                        let maps = &plan.windows[w];
+                        let (halves, masks) = (&plan.halves[w], &masks[w]);
                         let full = matches!(from, Shape::Full(_));
-                        let conv = |src: &[T], out: &mut [T]| {
-                            simd::dispatch(Stencil::Conv { maps, full, input: &src[..from.len()], out })
+                        let (tmp, mid) = scratch.split_at_mut(cap);
+                        let mut conv = |src: &[T], out: &mut [T]| {
+                            let input = &src[..from.len()];
+                            let mid = &mut *mid;
+                            simd::dispatch(Stencil::Separable { halves, masks, full, input, mid, out })
                         };
-                        let tmp = &mut scratch[..cap];
                         conv(sigma, tmp);
                         sigma[..to.len()].copy_from_slice(&tmp[..to.len()]);
                         if NTK && !fresh {

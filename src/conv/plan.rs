@@ -144,6 +144,9 @@ pub struct ConvPlan {
     pub ops: Vec<Op>,
     /// Each window's (height, width) maps.
     pub windows: Vec<[AxisMap; 2]>,
+    /// Each window as two passes, over heights then widths (a convolution's sum over offsets
+    /// (dh, dw) is a sum over dh of sums over dw: kh + kw sweeps of a full covariance, not kh kw).
+    pub halves: Vec<[[AxisMap; 2]; 2]>,
     pub slots: Vec<Slot>,
     pub registers: usize,
     pub input: Shape,
@@ -165,6 +168,7 @@ impl ConvPlan {
         let mut k = Compiler {
             ops: Vec::new(),
             windows: Vec::new(),
+            halves: Vec::new(),
             slots: Vec::new(),
             free: Vec::new(),
             registers: 1,
@@ -194,6 +198,7 @@ impl ConvPlan {
         Ok(ConvPlan {
             ops: k.ops,
             windows: k.windows,
+            halves: k.halves,
             slots: k.slots,
             registers: k.registers,
             input,
@@ -228,6 +233,7 @@ struct Value {
 struct Compiler {
     ops: Vec<Op>,
     windows: Vec<[AxisMap; 2]>,
+    halves: Vec<[[AxisMap; 2]; 2]>,
     slots: Vec<Slot>,
     free: Vec<usize>,
     registers: usize,
@@ -350,8 +356,12 @@ impl Compiler {
                 } else {
                     (w2 / size, b2)
                 };
+                let same = |len: usize| AxisMap::new(len, 1, 1, super::Padding::Valid).expect("a window of 1 fits");
+                self.halves.push([[maps[0].clone(), same(maps[1].len_in)], [same(maps[0].len_out), maps[1].clone()]]);
+                // a 1 x 1 convolution of stride 1 is a Dense layer at each position
+                let identity = maps.iter().all(|m| m.len_in == m.len_out && m.runs.len() == 1);
                 self.windows.push(maps);
-                let index = Some(self.windows.len() - 1);
+                let index = (!identity).then(|| self.windows.len() - 1);
                 Ok(vec![self.linear(v, index, step(w2 / size, b2, alpha, beta), to, *out_chan)])
             }
             Layer::AvgPool { window, normalize_edges } => {
@@ -359,7 +369,8 @@ impl Compiler {
                 let grid = Self::grid(path, layer, &v)?;
                 let maps = window.maps(grid, &|| format!("{path} {layer:?}"))?;
                 let to = self.shape(v.shape.with_grid([maps[0].len_out, maps[1].len_out]));
-                self.windows.push(maps);
+                self.windows.push(maps.clone());
+                self.halves.push([maps.clone(), maps]); // (unused: pooling reads pairs of windows)
                 self.has_pooling = true;
                 let op = Op::Pool {
                     reg: v.reg,

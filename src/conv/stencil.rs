@@ -29,13 +29,13 @@ fn add_strided<T: Real>(dst: &mut [T], src: &[T], stride: usize) {
 /// The window sum of a convolution on a full covariance: `input` of (h w)^2 entries into `out`
 /// of (h' w')^2 entries (overwritten).
 #[inline(always)]
-pub fn conv_full<T: Real>(maps: &[AxisMap; 2], input: &[T], out: &mut [T]) {
+pub fn conv_full<T: Real>(maps: &[AxisMap; 2], masks: &[T], input: &[T], out: &mut [T]) {
     let [mh, mw] = maps;
     let (w, p) = (mw.len_in, mh.len_in * mw.len_in);
     let (ow, op) = (mw.len_out, mh.len_out * mw.len_out);
     out[..op * op].fill(T::ZERO);
-    if is_shift::<T>(maps) {
-        return conv_full_shifted(maps, input, out);
+    if !masks.is_empty() {
+        return conv_full_shifted(maps, masks, input, out);
     }
     for dh in 0..mh.runs.len() {
         for dw in 0..mw.runs.len() {
@@ -58,21 +58,35 @@ pub fn conv_full<T: Real>(maps: &[AxisMap; 2], input: &[T], out: &mut [T]) {
 
 /// Whether a window keeps the grid and every offset is one shift of each axis (stride 1, no
 /// wrapping: 'SAME' padding, or a 1-wide window).
-fn is_shift<T: Real>(maps: &[AxisMap; 2]) -> bool {
-    let [mh, mw] = maps;
-    let outside = mw.len_out * mw.runs.len() - mw.runs.iter().flatten().map(|r| r.len).sum::<usize>();
+fn is_shift(maps: &[AxisMap; 2]) -> bool {
     maps.iter().all(|m| m.stride == 1 && m.len_in == m.len_out && m.runs.iter().all(|r| r.len() <= 1))
-        && mh.len_out * outside <= SAVED
 }
 
-/// The most entries `conv_full_shifted` sets aside per offset.
-const SAVED: usize = 512;
+/// The column masks the stencils of `maps` use (empty for windows without `is_shift`): computed
+/// once per thread, in the kernel's type.
+pub fn masks<T: Real>(maps: &[AxisMap; 2]) -> Vec<T> {
+    if is_shift(maps) { column_masks(&maps[1], maps[0].len_in * maps[1].len_in) } else { Vec::new() }
+}
+
+/// masks[dw p + o]: 1 where output position o (of p, rows of the width's length) reads inside the
+/// input at column offset dw, else 0.
+fn column_masks<T: Real>(mw: &AxisMap, p: usize) -> Vec<T> {
+    let mut masks = vec![T::ZERO; mw.runs.len() * p];
+    for (dw, mask) in masks.chunks_exact_mut(p).enumerate() {
+        for row in mask.chunks_exact_mut(mw.len_out) {
+            for (o, _) in mw.pairs(dw) {
+                row[o] = T::ONE;
+            }
+        }
+    }
+    masks
+}
 
 /// `conv_full` for windows with `is_shift`: per offset and output position of x1, one add over
-/// all of x2's positions in the rows the offset reads (a long contiguous loop), then the few
-/// entries that crossed a row's edge taken back out.
+/// all of x2's positions in the rows the offset reads (a long contiguous loop), the entries of
+/// columns the offset reads outside the input masked out.
 #[inline(always)]
-fn conv_full_shifted<T: Real>(maps: &[AxisMap; 2], input: &[T], out: &mut [T]) {
+fn conv_full_shifted<T: Real>(maps: &[AxisMap; 2], masks: &[T], input: &[T], out: &mut [T]) {
     let [mh, mw] = maps;
     let (w, p) = (mw.len_in, mh.len_in * mw.len_in);
     for (dh, rows) in mh.runs.iter().enumerate() {
@@ -80,33 +94,17 @@ fn conv_full_shifted<T: Real>(maps: &[AxisMap; 2], input: &[T], out: &mut [T]) {
             let (Some(rows), Some(cols)) = (rows.first(), cols.first()) else { continue };
             let shift = (rows.i0 * w + cols.i0) as isize - (rows.o0 * w + cols.o0) as isize;
             let (first, span) = (rows.o0 * w, rows.len * w);
-            // the entries of x2's positions in columns this offset reads outside the input
-            let mut outside = [0usize; SAVED];
-            let mut count = 0;
-            for r in 0..rows.len {
-                for c in (0..cols.o0).chain(cols.o0 + cols.len..w) {
-                    outside[count] = r * w + c;
-                    count += 1;
-                }
-            }
-            let outside = &outside[..count];
-            let mut saved = [T::ZERO; SAVED];
-            // x2's positions whose shifted read stays inside the row (the others are all outside columns)
+            // x2's positions whose shifted read stays inside the row (the others are masked)
             let start = first as isize + shift;
             let lo = (-start).max(0) as usize;
             let hi = ((p as isize - start).max(0) as usize).min(span);
+            let mask = &masks[dw * p + first..][lo..hi];
             for (oh1, ih1) in mh.pairs(dh) {
                 for (ow1, iw1) in mw.pairs(dw) {
-                    let src_row = &input[(ih1 * w + iw1) * p..][..p];
-                    let dst_row = &mut out[(oh1 * w + ow1) * p..][..p];
-                    let dst = &mut dst_row[first..][..span];
-                    // (entries of columns outside the input keep their value exactly)
-                    for (s, &k) in saved.iter_mut().zip(outside) {
-                        *s = dst[k];
-                    }
-                    add_strided(&mut dst[lo..hi], &src_row[(start + lo as isize) as usize..], 1);
-                    for (&s, &k) in saved.iter().zip(outside) {
-                        dst[k] = s;
+                    let src = &input[(ih1 * w + iw1) * p + (start + lo as isize) as usize..][..hi - lo];
+                    let dst = &mut out[(oh1 * w + ow1) * p + first..][lo..hi];
+                    for ((d, &s), &m) in dst.iter_mut().zip(src).zip(mask) {
+                        *d += s * m;
                     }
                 }
             }
@@ -117,12 +115,27 @@ fn conv_full_shifted<T: Real>(maps: &[AxisMap; 2], input: &[T], out: &mut [T]) {
 /// The window sum of a convolution on same-position entries: `input` of h w entries into `out`
 /// of h' w' entries (overwritten).
 #[inline(always)]
-pub fn conv_diagonal<T: Real>(maps: &[AxisMap; 2], input: &[T], out: &mut [T]) {
+pub fn conv_diagonal<T: Real>(maps: &[AxisMap; 2], masks: &[T], input: &[T], out: &mut [T]) {
     let [mh, mw] = maps;
     let (w, ow) = (mw.len_in, mw.len_out);
     out[..mh.len_out * ow].fill(T::ZERO);
     for dh in 0..mh.runs.len() {
         for dw in 0..mw.runs.len() {
+            if !masks.is_empty() {
+                // one masked add over all the positions of the rows this offset reads
+                let (Some(rows), Some(cols)) = (mh.runs[dh].first(), mw.runs[dw].first()) else { continue };
+                let p = mh.len_in * w;
+                let (first, span) = (rows.o0 * w, rows.len * w);
+                let start = (rows.i0 * w + cols.i0) as isize - cols.o0 as isize;
+                let lo = (-start).max(0) as usize;
+                let hi = ((p as isize - start).max(0) as usize).min(span);
+                let src = &input[(start + lo as isize) as usize..][..hi - lo];
+                let mask = &masks[dw * p + first..][lo..hi];
+                for ((d, &s), &m) in out[first..][lo..hi].iter_mut().zip(src).zip(mask) {
+                    *d += s * m;
+                }
+                continue;
+            }
             for (oh, ih) in mh.pairs(dh) {
                 let src = &input[ih * w..][..w];
                 let dst = &mut out[oh * ow..][..ow];
@@ -262,12 +275,12 @@ mod tests {
                     }
                 }
                 let mut got = vec![f64::NAN; op * op];
-                conv_full(&maps, &s, &mut got);
+                conv_full(&maps, &masks(&maps), &s, &mut got);
                 let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-12);
                 assert!(close(&got, &want), "conv {padding:?} {grid:?} {window:?} {strides:?}");
                 let diag: Vec<f64> = (0..p).map(|i| s[i * p + i]).collect();
                 let mut got_diag = vec![f64::NAN; op];
-                conv_diagonal(&maps, &diag, &mut got_diag);
+                conv_diagonal(&maps, &masks(&maps), &diag, &mut got_diag);
                 let want_diag: Vec<f64> = (0..op).map(|i| want[i * op + i]).collect();
                 assert!(close(&got_diag, &want_diag), "diagonal {padding:?} {grid:?}");
                 // pooling: (sum_d A_d) S (sum_d A_d)^T / size^2
