@@ -42,7 +42,7 @@ fn resnet() -> Model {
                 Layer::Serial(vec![
                     act(Activation::AbRelu { a: 0.0, b: 1.0 }, "Relu()"),
                     dense(1.2),
-                    Layer::layer_norm(1e-12).unwrap(),
+                    Layer::layer_norm(1e-12, [false, false]).unwrap(),
                 ]),
                 Layer::Identity,
             ]),

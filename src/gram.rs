@@ -506,7 +506,7 @@ mod tests {
         let block = Layer::Serial(vec![
             Layer::FanOut(2),
             Layer::Parallel(vec![
-                Layer::Serial(vec![act, dense(1.2), Layer::layer_norm(1e-3).unwrap()]),
+                Layer::Serial(vec![act, dense(1.2), Layer::layer_norm(1e-3, [false, false]).unwrap()]),
                 Layer::Identity,
             ]),
             Layer::FanInSum,

@@ -209,6 +209,27 @@ def test_monte_carlo_of_finite_cnns_converges_to_the_nngp():
     np.testing.assert_allclose(empirical, analytic, rtol=0.08, atol=0.03 * np.max(analytic))
 
 
+def test_monte_carlo_with_layernorm_over_positions_and_flatten():
+    """The same for a network with LayerNorm over all positions and channels, AvgPool and Flatten."""
+    net = stax.serial(stax.Conv(96, (2, 2), padding="SAME", W_std=1.4, b_std=0.3), stax.LayerNorm(axis=(1, 2, 3)),
+                      stax.Erf(), stax.AvgPool((2, 2)), stax.Flatten(), stax.Dense(64, W_std=1.1, b_std=0.1))
+    x = np.random.default_rng(4).standard_normal((3, 4, 5, 1))
+    outs = []
+    for seed in range(60):
+        _, params = net.init_fn(seed, (-1,) + x.shape[1:])
+        outs.append(net.apply_fn(params, x))
+    f = np.concatenate(outs, axis=1)
+    analytic = net.kernel(x, get="nngp")
+    np.testing.assert_allclose(f @ f.T / f.shape[1], analytic, rtol=0.08, atol=0.03 * np.max(analytic))
+
+
+def test_cntk_regression_on_digits_beats_chance_by_far():
+    from ntkfast import demo
+
+    result = demo.cntk_digits(200, 100, depth=1)
+    assert result.accuracy > 0.8 and np.isfinite(result.test_loss) and "GlobalAvgPool" in result.network
+
+
 def test_symmetric_psd_float32_and_cross_blocks_agree():
     net = stax.serial(stax.Conv(8, (3, 3), padding="SAME", W_std=1.5, b_std=0.1), stax.Erf(),
                       stax.Conv(8, (3, 3), padding="SAME", W_std=1.5), stax.Relu(), stax.GlobalAvgPool(),
@@ -260,9 +281,14 @@ def test_bad_input_names_the_argument():
     after = stax.serial(stax.Conv(4, (2, 2)), stax.Flatten(), stax.Conv(4, (2, 2)))
     with pytest.raises(ValueError, match=r"serial\[2\] Conv.*comes after Flatten"):
         after.kernel(x)
-    norm = stax.serial(stax.Conv(4, (2, 2)), stax.LayerNorm(), stax.Flatten(), stax.Dense(1))
-    with pytest.raises(NotImplementedError, match="LayerNorm over positions"):
-        norm.kernel(x)
+    norm = stax.serial(stax.Conv(4, (2, 2)), stax.LayerNorm(eps=0.0), stax.Flatten(), stax.Dense(1))
+    with pytest.raises(ValueError, match="eps: input 0 reaches LayerNorm .* variance 0 and eps = 0"):
+        norm.kernel(np.zeros((2, 5, 5, 1)))
+    with pytest.raises(ValueError, match="axis: must hold the channel axis"):
+        stax.LayerNorm(axis=(1, 2))
+    flat = stax.serial(stax.Dense(4), stax.LayerNorm(axis=(1, 2, 3)), stax.Dense(1))
+    with pytest.raises(ValueError, match="normalises over positions"):
+        flat.kernel(np.ones((2, 3)))
     numerical = stax.serial(stax.Conv(4, (2, 2)), stax.Elementwise(np.tanh), stax.Flatten(), stax.Dense(1))
     with pytest.raises(NotImplementedError, match="numerical activations"):
         numerical.kernel(x)

@@ -26,6 +26,7 @@ def test_demo_quick_writes_its_report_and_figures(tmp_path):
         assert (out / name).stat().st_size > 1000, name
     report = (out / "report.md").read_text()
     assert "| NTK regression (t = inf) |" in report and "![circle](circle.png)" in report
+    assert "| CNTK-GAP regression (t = inf" in report and "CNTK-GAP regression on the 8x8 images" in proc.stdout
     # a progress bar line for every long step
     assert proc.stderr.count("[##############################]") == 3
 

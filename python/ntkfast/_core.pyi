@@ -5,8 +5,10 @@ import numpy as np
 __version__: str
 
 # ("dense", out_dim, W_std, b_std, parameterization) | ("activation", name, params, function, label)
-# | ("layernorm", eps) | ("identity",) | ("fanout", num) | ("faninsum",) | ("faninprod",)
-# | ("serial", [LayerTree, ...]) | ("parallel", [LayerTree, ...])
+# | ("layernorm", eps, (over_heights, over_widths)) | ("identity",) | ("fanout", num) | ("faninsum",)
+# | ("faninprod",) | ("serial", [LayerTree, ...]) | ("parallel", [LayerTree, ...])
+# | ("conv", out_chan, (fh, fw), (sh, sw), padding, W_std, b_std, parameterization)
+# | ("avgpool", (wh, ww), (sh, sw), padding, normalize_edges) | ("globalavgpool",) | ("flatten",)
 LayerTree = Tuple[Any, ...]
 Function = Optional[Tuple[Callable[[np.ndarray], np.ndarray], Optional[Callable[[np.ndarray], np.ndarray]]]]
 KernelPair = Tuple[Optional[np.ndarray], Optional[np.ndarray]]

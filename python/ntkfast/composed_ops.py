@@ -269,6 +269,10 @@ def _forward(layer, params, x, grad, where, inputs):
     if isinstance(layer, stax.Elementwise):
         return pointwise(layer, x, grad)
     if isinstance(layer, stax.LayerNorm):
+        axes = tuple(a for a in layer.axes if -a <= x.ndim - 1)  # (heights have no axis in 1-D images)
+        if x.ndim > 2:  # images: per image and position group (no gradients, as for Conv)
+            centred = x - x.mean(axis=axes, keepdims=True)
+            return centred / np.sqrt(np.mean(centred * centred, axis=axes, keepdims=True) + layer.eps), None
         centred = x - x.mean(axis=-1, keepdims=True)
         s = np.sqrt(np.mean(centred * centred, axis=-1, keepdims=True) + layer.eps)
         zero = s[:, 0] == 0

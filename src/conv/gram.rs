@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::pair::{self, Sides, Workspace};
-use super::plan::{ConvPlan, Shape};
+use super::plan::{ConvPlan, Shape, SlotKind};
 use crate::error::Error;
 use crate::float::Real;
 use crate::gram::{Kernels, Want, tiles};
@@ -90,6 +90,21 @@ fn prepare<T: Real>(plan: &ConvPlan, x: &ArrayView2<T>, want_ntk: bool) -> Resul
         side.stats.extend(stats);
         side.nngp.extend(a);
         side.ntk.extend(b);
+    }
+    // a LayerNorm of a zero variance with eps = 0 divides 0 by 0
+    for (slot, s) in plan.slots.iter().enumerate() {
+        if let SlotKind::Norm { .. } = s.kind {
+            let aux = |i: usize| &side.stats[i * stats_row + plan.stats_len + s.offset..][..s.positions];
+            if let Some(i) = (0..n).find(|&i| aux(i).iter().any(|v| !v.is_finite())) {
+                return Err(Error::invalid(
+                    "eps",
+                    format!(
+                        "input {i} reaches LayerNorm number {slot} with variance 0 and eps = 0: its normalisation is \
+                         0 / 0; pass LayerNorm(eps > 0) or give the layer before it a bias"
+                    ),
+                ));
+            }
+        }
     }
     let q = side.stats.chunks(stats_row.max(1)).flat_map(|s| s[..plan.stats_len.min(s.len())].iter());
     let peak = q
@@ -240,7 +255,7 @@ pub fn gram_diagonal<T: Real>(model: &Model, x: ArrayView2<T>, want: Want) -> Re
         .add([n, 3 * plan.stats_len + x.ncols() + 4], std::mem::size_of::<T>())
         .check_advising("x1: this kernel diagonal", "compute it in blocks of rows")?;
     let (side, peak) = prepare(&plan, &x, want.ntk)?;
-    if !(peak < T::MAX.to_f64().sqrt() / 64.0) {
+    if peak.partial_cmp(&(T::MAX.to_f64().sqrt() / 64.0)) != Some(std::cmp::Ordering::Less) {
         return Err(overflow::<T>("x1", peak));
     }
     Ok(Kernels {

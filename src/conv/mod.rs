@@ -13,6 +13,7 @@
 //! - AvgPool averages each position over its own window, GlobalAvgPool over all pairs of
 //!   positions, Flatten over same-position pairs (the trace / positions);
 //! - padding 'SAME' reads zeros beyond the edges, 'CIRCULAR' wraps around (`geometry`).
+//!
 //! A network that ends in Flatten without pooling needs only same-position pairs: O(P) per pair
 //! of images instead of O(P^2) (`plan::Shape::Diagonal`).
 
@@ -24,4 +25,4 @@ mod stencil;
 
 pub use geometry::{AxisMap, Padding, Window};
 pub use gram::{gram, gram_diagonal};
-pub use plan::{ConvPlan, Shape};
+pub use plan::{ConvPlan, Shape, SlotKind};

@@ -84,13 +84,40 @@ fn record<T: Real>(plan: &ConvPlan, stats: &mut [T], slot: usize, diag: impl Fn(
     let mut aux = vec![T::ZERO; s.positions];
     match s.kind {
         SlotKind::Activation(activation) => activation.with_dual::<T, _>(AuxJob { q: &q, aux: &mut aux }),
-        SlotKind::Norm { eps } => {
+        SlotKind::Norm { eps, .. } => {
             aux.iter_mut().zip(&q).for_each(|(a, &v)| *a = T::ONE / (v + T::from_f64(eps)).sqrt())
         }
     }
     for (k, values) in [q.clone(), aux, q.iter().map(|v| v.sqrt()).collect()].into_iter().enumerate() {
         stats[k * n + s.offset..][..s.positions].copy_from_slice(&values);
     }
+}
+
+/// The variances a LayerNorm divides by, per position of an input's pair with itself (register
+/// values `sigma` of `shape`): same-position covariances, averaged over the heights and / or
+/// widths the layer normalises over.
+fn norm_variances<T: Real>(sigma: &[T], shape: Shape, kind: SlotKind) -> Vec<T> {
+    let SlotKind::Norm { positions: [over_h, over_w], .. } = kind else { unreachable!("a Norm step's slot") };
+    let (grid, full) = match shape {
+        Shape::Full(g) => (g, true),
+        Shape::Diagonal(g) => (g, false),
+        Shape::Scalar => return vec![sigma[0]],
+    };
+    let p = grid[0] * grid[1];
+    let diag: Vec<f64> = (0..p).map(|k| sigma[if full { k * p + k } else { k }].to_f64()).collect();
+    let group = |h: usize, w: usize| {
+        let hs = if over_h { 0..grid[0] } else { h..h + 1 };
+        let mut sum = 0.0;
+        let mut count = 0;
+        for hh in hs {
+            for ww in if over_w { 0..grid[1] } else { w..w + 1 } {
+                sum += diag[hh * grid[1] + ww];
+                count += 1;
+            }
+        }
+        T::from_f64(sum / count as f64)
+    };
+    (0..p).map(|k| group(k / grid[1], k % grid[1])).collect()
 }
 
 struct AuxJob<'a, T> {
@@ -178,13 +205,15 @@ impl<T: Real, D: Dual<T>, const NTK: bool> Vectorized for ActivateWith<'_, T, D,
 
 /// A stencil of `stencil` compiled for the CPU's SIMD level (its loops vectorise with it).
 enum Stencil<'a, T> {
+    /// A convolution in place: the first `len` entries of `values` through `mid` (heights) back
+    /// into `values` (widths).
     Separable {
         halves: &'a [[AxisMap; 2]; 2],
         masks: &'a [Vec<T>; 2],
         full: bool,
-        input: &'a [T],
+        len: usize,
+        values: &'a mut [T],
         mid: &'a mut [T],
-        out: &'a mut [T],
     },
     Pool {
         maps: &'a [AxisMap; 2],
@@ -200,13 +229,13 @@ impl<T: Real> Vectorized for Stencil<'_, T> {
     #[inline(always)]
     fn run<M: MulAdd>(self) {
         match self {
-            Stencil::Separable { halves: [first, second], masks: [m1, m2], full: true, input, mid, out } => {
-                stencil::conv_full(first, m1, input, mid);
-                stencil::conv_full(second, m2, mid, out);
+            Stencil::Separable { halves: [first, second], masks: [m1, m2], full: true, len, values, mid } => {
+                stencil::conv_full(first, m1, &values[..len], mid);
+                stencil::conv_full(second, m2, mid, values);
             }
-            Stencil::Separable { halves: [first, second], masks: [m1, m2], full: false, input, mid, out } => {
-                stencil::conv_diagonal(first, m1, input, mid);
-                stencil::conv_diagonal(second, m2, mid, out);
+            Stencil::Separable { halves: [first, second], masks: [m1, m2], full: false, len, values, mid } => {
+                stencil::conv_diagonal(first, m1, &values[..len], mid);
+                stencil::conv_diagonal(second, m2, mid, values);
             }
             Stencil::Pool { maps, normalize_edges, input, tmp, out } => {
                 stencil::pool_full(maps, normalize_edges, input, tmp, out)
@@ -219,6 +248,34 @@ impl<T: Real> Vectorized for Stencil<'_, T> {
 /// register's (NNGP, NTK) entries are returned as slices of the workspace (the NTK empty unless
 /// `NTK`). With `Sides::Record`, x1 = x2 and the statistics are recorded as the steps reach them.
 pub fn run<'w, T: Real, const NTK: bool>(
+    plan: &ConvPlan,
+    ws: &'w mut Workspace<T>,
+    x1: &[T],
+    x2: &[T],
+    sides: Sides<'_, T>,
+) -> (&'w [T], &'w [T]) {
+    simd::dispatch(Pair::<'_, 'w, '_, T, NTK> { plan, ws, x: (x1, x2), sides })
+}
+
+/// `run` as a job compiled for the CPU's SIMD level (the per-entry steps between the dispatched
+/// stencils and activations vectorise with it).
+struct Pair<'a, 'w, 's, T, const NTK: bool> {
+    plan: &'a ConvPlan,
+    ws: &'w mut Workspace<T>,
+    x: (&'a [T], &'a [T]),
+    sides: Sides<'s, T>,
+}
+
+impl<'w, T: Real, const NTK: bool> Vectorized for Pair<'_, 'w, '_, T, NTK> {
+    type Output = (&'w [T], &'w [T]);
+    #[inline(always)]
+    fn run<M: MulAdd>(self) -> Self::Output {
+        run_steps::<T, NTK>(self.plan, self.ws, self.x.0, self.x.1, self.sides)
+    }
+}
+
+#[inline(always)]
+fn run_steps<'w, T: Real, const NTK: bool>(
     plan: &ConvPlan,
     ws: &'w mut Workspace<T>,
     x1: &[T],
@@ -237,17 +294,11 @@ pub fn run<'w, T: Real, const NTK: bool>(
                     if let Some(w) = window {
                         let (halves, masks) = (&plan.halves[w], &masks[w]);
                         let full = matches!(from, Shape::Full(_));
-                        let (tmp, mid) = scratch.split_at_mut(cap);
-                        let mut conv = |src: &[T], out: &mut [T]| {
-                            let input = &src[..from.len()];
-                            let mid = &mut *mid;
-                            simd::dispatch(Stencil::Separable { halves, masks, full, input, mid, out })
-                        };
-                        conv(sigma, tmp);
-                        sigma[..to.len()].copy_from_slice(&tmp[..to.len()]);
+                        let mid = &mut scratch[..cap];
+                        let len = from.len();
+                        simd::dispatch(Stencil::Separable { halves, masks, full, len, values: sigma, mid });
                         if NTK && !fresh {
-                            conv(theta, tmp);
-                            theta[..to.len()].copy_from_slice(&tmp[..to.len()]);
+                            simd::dispatch(Stencil::Separable { halves, masks, full, len, values: theta, mid });
                         }
                     }
                     (&mut sigma[..to.len()], if NTK { &mut theta[..to.len()] } else { &mut [][..] })
@@ -301,18 +352,40 @@ pub fn run<'w, T: Real, const NTK: bool>(
                     theta[0] = reduce(theta);
                 }
             }
-            Op::Norm { reg, slot, fresh } => {
+            Op::Norm { reg, slot, fresh, shape } => {
                 let (sigma, theta) = ws.register(reg);
                 if let Sides::Record(stats) = &mut sides {
-                    let s0 = sigma[0];
-                    record(plan, stats, slot, |_| s0);
+                    let variances = norm_variances(sigma, shape, plan.slots[slot].kind);
+                    record(plan, stats, slot, |p| variances[p]);
                 }
                 let (rows, cols) = match &sides {
                     Sides::Pair(a, b) => (slot_stats(plan, a, slot), slot_stats(plan, b, slot)),
                     Sides::Record(s) => (slot_stats(plan, s, slot), slot_stats(plan, s, slot)),
                 };
-                let theta = if NTK { &mut theta[..1] } else { &mut [][..] };
-                recursion::norm::<T, NTK>(rows.aux[0], &cols.aux[..1], fresh, &mut sigma[..1], theta);
+                let len = shape.len();
+                let theta = if NTK { &mut theta[..len] } else { &mut [][..] };
+                let sigma = &mut sigma[..len];
+                match shape {
+                    Shape::Full(_) => {
+                        let p = shape.positions();
+                        for (r, s) in sigma.chunks_exact_mut(p).enumerate() {
+                            let t = if NTK { &mut theta[r * p..][..p] } else { &mut [][..] };
+                            recursion::norm::<T, NTK>(rows.aux[r], cols.aux, fresh, s, t);
+                        }
+                    }
+                    _ => {
+                        for (k, s) in sigma.iter_mut().enumerate() {
+                            let t = if NTK { &mut theta[k..k + 1] } else { &mut [][..] };
+                            recursion::norm::<T, NTK>(
+                                rows.aux[k],
+                                &cols.aux[k..k + 1],
+                                fresh,
+                                std::slice::from_mut(s),
+                                t,
+                            );
+                        }
+                    }
+                }
             }
             Op::Copy { src, dst, len } => {
                 let ((s_sigma, s_theta), (d_sigma, d_theta)) = ws.two(src, dst);
@@ -340,6 +413,7 @@ pub fn run<'w, T: Real, const NTK: bool>(
 }
 
 /// Register 0 := the input covariance x1(p) . x2(p') / channels, at the plan's pairs of positions.
+#[inline(always)]
 fn input_covariance<T: Real>(plan: &ConvPlan, ws: &mut Workspace<T>, x1: &[T], x2: &[T]) {
     let c = plan.channels;
     let inv = T::from_f64(1.0 / c as f64);
@@ -357,6 +431,7 @@ fn input_covariance<T: Real>(plan: &ConvPlan, ws: &mut Workspace<T>, x1: &[T], x
                 }
             }
         }
+        _ if c == 1 => sigma[..positions].iter_mut().zip(x1).zip(x2).for_each(|((o, &a), &b)| *o = a * b),
         _ => {
             for (p, o) in sigma[..positions].iter_mut().enumerate() {
                 *o = dot(&x1[p * c..][..c], &x2[p * c..][..c]);

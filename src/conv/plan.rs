@@ -35,7 +35,8 @@ impl Shape {
         }
     }
 
-    /// Entries per pair of inputs.
+    /// Entries per pair of inputs (never 0).
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> usize {
         match self {
             Shape::Full(_) => self.positions() * self.positions(),
@@ -94,11 +95,13 @@ pub enum Op {
         fresh: bool,
         from: Shape,
     },
-    /// LayerNorm at `slot` (on `Scalar` registers).
+    /// LayerNorm at `slot`: each entry divided by sqrt((v1 + eps)(v2 + eps)), v the inputs'
+    /// variances at its positions (averaged over the normalised axes).
     Norm {
         reg: usize,
         slot: usize,
         fresh: bool,
+        shape: Shape,
     },
     Copy {
         src: usize,
@@ -127,7 +130,7 @@ pub enum Op {
 #[derive(Clone, Copy, Debug)]
 pub enum SlotKind {
     Activation(Activation),
-    Norm { eps: f64 },
+    Norm { eps: f64, positions: [bool; 2] },
 }
 
 /// A slot: its kind, and where its per-position values sit in an input's statistics.
@@ -437,24 +440,17 @@ impl Compiler {
                 }
                 Ok(vec![Value { gaussian: false, dense: None, ..v }])
             }
-            Layer::LayerNorm { eps } => {
+            Layer::LayerNorm { eps, positions } => {
                 let v = Self::one(path, layer, &inputs)?;
-                if v.shape != Shape::Scalar {
-                    return Err(unsupported(
-                        path,
-                        layer,
-                        "LayerNorm over positions is not implemented yet: use it after Flatten() or GlobalAvgPool()",
-                    ));
-                }
                 if !v.gaussian {
                     return Err(unsupported(
                         path,
                         layer,
-                        "LayerNorm is only implemented for Gaussian inputs: put a Dense layer before it",
+                        "LayerNorm is only implemented for Gaussian inputs: put a Dense or Conv layer before it",
                     ));
                 }
-                let slot = self.slot(SlotKind::Norm { eps: *eps }, v.shape);
-                self.ops.push(Op::Norm { reg: v.reg, slot, fresh: v.fresh });
+                let slot = self.slot(SlotKind::Norm { eps: *eps, positions: *positions }, v.shape);
+                self.ops.push(Op::Norm { reg: v.reg, slot, fresh: v.fresh, shape: v.shape });
                 Ok(vec![Value { dense: None, ..v }])
             }
             Layer::Identity => Ok(vec![Self::one(path, layer, &inputs)?]),

@@ -198,12 +198,22 @@ pub fn pool_full<T: Real>(maps: &[AxisMap; 2], normalize_edges: bool, input: &[T
 }
 
 /// The mean of a full covariance's entries (GlobalAvgPool).
+#[inline(always)]
 pub fn mean<T: Real>(input: &[T]) -> T {
-    let sum = input.iter().fold(0.0f64, |acc, &v| acc + v.to_f64());
-    T::from_f64(sum / input.len() as f64)
+    // (eight running sums: independent additions vectorise)
+    let mut acc = [0.0f64; 8];
+    let chunks = input.chunks_exact(8);
+    let rest = chunks.remainder().iter().fold(0.0f64, |a, &v| a + v.to_f64());
+    for chunk in chunks {
+        for (a, &v) in acc.iter_mut().zip(chunk) {
+            *a += v.to_f64();
+        }
+    }
+    T::from_f64((acc.iter().sum::<f64>() + rest) / input.len() as f64)
 }
 
 /// The mean of the same-position entries of a full covariance of `positions` positions (Flatten).
+#[inline(always)]
 pub fn trace_mean<T: Real>(input: &[T], positions: usize) -> T {
     let sum = (0..positions).fold(0.0f64, |acc, p| acc + input[p * positions + p].to_f64());
     T::from_f64(sum / positions as f64)

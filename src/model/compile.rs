@@ -268,8 +268,15 @@ impl Compiler {
                 }
                 Ok(vec![Value { gaussian: false, dense: None, ..v }])
             }
-            Layer::LayerNorm { eps } => {
+            Layer::LayerNorm { eps, positions } => {
                 let v = Self::one(path, layer, &inputs)?;
+                if positions.contains(&true) {
+                    return Err(fail(
+                        path,
+                        layer,
+                        "normalises over positions: it needs image inputs (axis=-1 for features)",
+                    ));
+                }
                 if !v.gaussian {
                     return Err(unsupported(
                         path,

@@ -28,9 +28,12 @@ pub enum Layer {
         function: Option<Function>,
         label: String,
     },
-    /// Division of the kernel by sqrt((k(x1, x1) + eps) (k(x2, x2) + eps)).
+    /// Division of the kernel by sqrt((k(x1, x1) + eps) (k(x2, x2) + eps)); on images, k(x, x)
+    /// at each position, averaged over heights and / or widths when `positions` says so
+    /// (neural-tangents' `axis` holding those spatial axes besides the channels).
     LayerNorm {
         eps: f64,
+        positions: [bool; 2],
     },
     Identity,
     /// `num` copies of the input.
@@ -69,7 +72,8 @@ impl std::fmt::Debug for Layer {
                 if *standard { write!(f, ", parameterization='standard')") } else { write!(f, ")") }
             }
             Layer::Activation { label, .. } => f.write_str(label),
-            Layer::LayerNorm { eps } => write!(f, "LayerNorm(eps={eps:?})"),
+            Layer::LayerNorm { eps, positions: [false, false] } => write!(f, "LayerNorm(eps={eps:?})"),
+            Layer::LayerNorm { eps, positions } => write!(f, "LayerNorm(eps={eps:?}, over positions {positions:?})"),
             Layer::Identity => f.write_str("Identity()"),
             Layer::FanOut(num) => write!(f, "FanOut({num})"),
             Layer::FanInSum => f.write_str("FanInSum()"),
@@ -100,11 +104,11 @@ impl Layer {
     }
 
     /// A LayerNorm layer (`eps` finite and >= 0).
-    pub fn layer_norm(eps: f64) -> Result<Self, Error> {
+    pub fn layer_norm(eps: f64, positions: [bool; 2]) -> Result<Self, Error> {
         if !(eps.is_finite() && eps >= 0.0) {
             return Err(Error::invalid("eps", format!("must be a finite number >= 0, got {eps}")));
         }
-        Ok(Layer::LayerNorm { eps })
+        Ok(Layer::LayerNorm { eps, positions })
     }
 
     /// A convolution (`out_chan` >= 1, the window's sizes and strides >= 1, scales as `dense`).

@@ -38,7 +38,7 @@ fn count(value: &Bound<'_, PyAny>, name: &str) -> PyResult<usize> {
 }
 
 /// One node: ("dense", out_dim, W_std, b_std, parameterization), ("activation", name, params,
-/// function or None, label), ("layernorm", eps), ("identity",), ("fanout", num), ("faninsum",),
+/// function or None, label), ("layernorm", eps, (over heights, over widths)), ("identity",), ("fanout", num), ("faninsum",),
 /// ("faninprod",), ("serial", [nodes]), ("parallel", [nodes]), ("conv", out_chan, (fh, fw),
 /// (sh, sw), padding, W_std, b_std, parameterization), ("avgpool", (wh, ww), (sh, sw), padding,
 /// normalize_edges), ("globalavgpool",), ("flatten",).
@@ -94,8 +94,9 @@ fn layer(node: &Bound<'_, PyAny>, depth: usize) -> PyResult<Layer> {
             Layer::activation(activation, function, node.get_item(4)?.extract()?).map_err(to_py_err)?
         }
         "layernorm" => {
-            arity(2)?;
-            Layer::layer_norm(node.get_item(1)?.extract()?).map_err(to_py_err)?
+            arity(3)?;
+            let (h, w): (bool, bool) = node.get_item(2)?.extract()?;
+            Layer::layer_norm(node.get_item(1)?.extract()?, [h, w]).map_err(to_py_err)?
         }
         "identity" => Layer::Identity,
         "fanout" => {

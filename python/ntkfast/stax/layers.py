@@ -369,22 +369,40 @@ class Identity(_Stateless):
 
 class LayerNorm(_Stateless):
     """``LayerNorm(axis=-1, eps=1e-12)``: (x - mean) / sqrt(var + eps) over the features; in the
-    kernel, division by sqrt((k(x1, x1) + eps)(k(x2, x2) + eps)). Needs Gaussian inputs."""
+    kernel, division by sqrt((k(x1, x1) + eps)(k(x2, x2) + eps)). Needs Gaussian inputs.
+
+    On images (NHWC / NWC), ``axis`` holds the channel axis and optionally spatial ones, as in
+    neural-tangents: ``-1`` normalises each position over its channels, ``(-3, -2, -1)`` (or
+    ``(1, 2, 3)``, counted in NHWC) each image over all its positions and channels; the kernel is
+    divided by the inputs' variances averaged over those positions."""
 
     def __init__(self, axis=-1, eps: float = 1e-12, batch_axis: int = 0, channel_axis: int = -1):
-        axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
-        if any(a not in (-1, 1) for a in axes) or batch_axis != 0 or channel_axis not in (-1, 1):
-            raise NotImplementedError(f"axis: fully-connected LayerNorm normalises the features (axis=-1), "
-                                      f"got axis={axis!r}")
-        self.axis = -1
+        given = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+        if any(isinstance(a, bool) or not isinstance(a, numbers.Integral) for a in given):
+            raise TypeError(f"axis: must be an integer or a tuple of integers, got {axis!r}")
+        if batch_axis != 0 or channel_axis not in (-1, 1, 3):
+            raise NotImplementedError(f"batch_axis, channel_axis: only (0, -1) are supported, got {batch_axis}, "
+                                      f"{channel_axis}")
+        # negative axes; positive ones count in NHWC, except a lone 1: the features of (n, d) inputs
+        axes = {-1} if given == (1,) else {int(a) - 4 if a > 0 else int(a) for a in given}
+        if 0 in given or -4 in axes:
+            raise NotImplementedError(f"axis: normalising over the batch axis is not supported, got {axis!r}")
+        if -1 not in axes:
+            raise ValueError(f"axis: must hold the channel axis (-1): normalising over channels is needed for "
+                             f"an infinite-width limit, got {axis!r}")
+        if not axes <= {-1, -2, -3}:
+            raise ValueError(f"axis: must be among -1 (channels), -2 (width), -3 (height), got {axis!r}")
+        self.axes = tuple(sorted(axes))
+        self.axis = self.axes[0] if len(self.axes) == 1 else self.axes
         self.eps = _real(eps, "eps")
         _core.check_layer(self._tree())  # the core validates eps
 
     def _tree(self):
-        return ("layernorm", self.eps)
+        return ("layernorm", self.eps, (-3 in self.axes, -2 in self.axes))
 
     def __repr__(self) -> str:
-        return f"LayerNorm(eps={self.eps!r})"
+        extra = "" if self.axes == (-1,) else f"axis={self.axis!r}, "
+        return f"LayerNorm({extra}eps={self.eps!r})"
 
 
 class FanOut(Layer):
