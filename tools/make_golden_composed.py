@@ -40,7 +40,7 @@ jax.config.update("jax_enable_x64", True)
 import neural_tangents as nt  # noqa: E402
 from neural_tangents import stax  # noqa: E402
 
-# name: (source, input width). `T` is the array module (jax.numpy here, NumPy in the test).
+# name: (source, input width or image shape). `T` is the array module (jax.numpy here, NumPy in the test).
 NETWORKS = {
     "residual": ("stax.serial(stax.Dense(16, W_std=1.5, b_std=0.1), stax.Relu(), stax.FanOut(2), "
                  "stax.parallel(stax.serial(stax.Dense(16, W_std=1.3, b_std=0.05), stax.Erf()), stax.Identity()), "
@@ -68,6 +68,20 @@ NETWORKS = {
                "stax.Identity()), stax.FanInSum(), stax.FanOut(2), stax.parallel(stax.Identity(), "
                "stax.serial(stax.Dense(8, W_std=0.8), stax.Cos())), stax.FanInProd(), stax.LayerNorm(), "
                "stax.Dense(2, W_std=1.1, b_std=0.3, parameterization='standard'))", 5),
+    # convolutional networks: the input "width" is the images' shape (NHWC / NWC without n)
+    "cnn_gap": ("stax.serial(stax.Conv(6, (3, 3), padding='SAME', W_std=1.4, b_std=0.1), stax.Relu(), "
+                "stax.Conv(5, (2, 2), strides=(2, 2), padding='VALID', W_std=1.2), stax.Erf(), stax.GlobalAvgPool(), "
+                "stax.Dense(3, W_std=1.1, b_std=0.2))", (6, 6, 2)),
+    "cnn_circular_flatten": ("stax.serial(stax.Conv(4, (3, 2), padding='CIRCULAR', b_std=0.2), stax.Gelu(), "
+                             "stax.AvgPool((2, 2), strides=(2, 2), padding='SAME'), stax.Flatten(), "
+                             "stax.Dense(2, W_std=1.3))", (5, 4, 3)),
+    "cnn_residual_layernorm": ("stax.serial(stax.Conv(4, (3, 3), padding='SAME'), stax.LayerNorm(axis=(1, 2, 3)), "
+                               "stax.Relu(), stax.FanOut(2), stax.parallel(stax.serial(stax.Conv(4, (3, 3), "
+                               "padding='SAME', b_std=0.1), stax.Relu()), stax.Identity()), stax.FanInSum(), "
+                               "stax.AvgPool((2, 2)), stax.Flatten(), stax.Dense(2, b_std=0.1))", (4, 4, 1)),
+    "cnn_1d_standard": ("stax.serial(stax.Conv(5, (3,), strides=(2,), padding='SAME', b_std=0.3, "
+                        "parameterization='standard'), stax.Relu(), stax.Dense(4, parameterization='standard'), "
+                        "stax.Erf(), stax.Flatten(), stax.Dense(2, b_std=0.1, parameterization='standard'))", (7, 2)),
 }
 
 
@@ -89,7 +103,8 @@ def main() -> None:
     data, meta = {}, []
     for index, (name, (source, d)) in enumerate(NETWORKS.items()):
         init_fn, apply_fn, _ = eval(source, {"stax": stax, "T": jnp})  # noqa: S307 - our own strings
-        x1, x2 = rng.standard_normal((5, d)), rng.standard_normal((3, d))
+        shape = tuple(d) if isinstance(d, tuple) else (d,)
+        x1, x2 = rng.standard_normal((5,) + shape), rng.standard_normal((3,) + shape)
         _, params = init_fn(jax.random.PRNGKey(index + 1), x1.shape)
         arrays = leaves(params)
         for i, a in enumerate(arrays):

@@ -1,11 +1,11 @@
 """Finite networks of any ``ntkfast.stax`` layer tree: outputs, empirical kernels and training.
 
 ``apply(layer, params, x)`` is ``apply_fn`` of ``ntkfast.stax`` (neural-tangents' parameters and
-numbers); ``ComposedNetwork`` (``layer.init(in_dim)``) has the API of ``ntkfast.Network``. The
-passes are NumPy (float64, BLAS matrix products; ``composed_ops``). The empirical NTK (Jacot et al.
-2018) is built without Jacobians: a Dense layer with inputs H and output cotangents Delta_k
-(backpropagated from output k) contributes (w_scale^2 H1 H2^T + b_scale^2) * (Delta1_k Delta2_l^T),
-so one backward pass of the stacked cotangents of all outputs over the rows of x1 and x2 gives it.
+numbers); ``ComposedNetwork`` (``layer.init(in_dim)``, or ``layer.init((height, width, channels))`` for
+networks of images) has the API of ``ntkfast.Network``. The passes are NumPy (float64, BLAS matrix
+products; ``composed_ops``). The empirical NTK (Jacot et al. 2018) is built without materialising
+the Jacobian: one backward pass of the stacked cotangents of all outputs over the rows of x1 and
+x2, each Dense or Conv layer adding its share from its inputs and cotangents (``empirical``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Optional
 import numpy as np
 
 from . import composed_ops as ops
-from . import finite, linalg, stax
+from . import empirical, finite, linalg, stax
 from ._arrays import as_inputs, renamed_error
 
 __all__ = ["apply", "ComposedNetwork", "LinearizedComposedNetwork"]
@@ -32,6 +32,33 @@ def _inputs(x, name: str, in_dim: Optional[int] = None) -> np.ndarray:
     if not np.isfinite(arr).all():
         raise ValueError(f"{name}: contains NaN or infinity")
     return arr, dtype
+
+
+def _images(x, name: str, in_shape: Optional[tuple] = None):
+    """(images as float64 in the network's layout, NHWC or NWC; the caller's dtype)."""
+    from .images import as_images
+
+    one_d = np.ndim(x) == 3
+    arr = as_images(x, name)
+    dtype = arr.dtype
+    arr = np.asarray(arr[:, 0] if one_d else arr, dtype=np.float64)
+    if in_shape is not None and arr.shape[1:] != in_shape:
+        raise ValueError(f"{name}: images of shape {arr.shape[1:]}, the network takes {in_shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name}: contains NaN or infinity")
+    return arr, dtype
+
+
+def _in_shape(layer, in_dim) -> tuple:
+    """The inputs' shape without the batch axis: (in_dim,) for vectors, (height, width, channels)
+    or (width, channels) for networks of images (``in_dim`` then a tuple)."""
+    if not ops.takes_images(layer):
+        return (finite._positive_int(in_dim, "in_dim"),)
+    shape = tuple(in_dim) if isinstance(in_dim, (tuple, list)) else None
+    if shape is None or len(shape) not in (2, 3):
+        raise ValueError(f"in_dim: this network has convolutions, pooling or Flatten: pass its images' shape, "
+                         f"(height, width, channels) or (width, channels) in 1-D, got {in_dim!r}")
+    return tuple(finite._positive_int(v, "in_dim") for v in shape)
 
 
 def apply(layer, params, x):
@@ -51,14 +78,8 @@ def apply(layer, params, x):
     else:
         if layer.n_in not in (1, None):
             raise ValueError(f"x: the network takes {layer.n_in} inputs: pass a list of {layer.n_in} arrays")
-        if np.ndim(x) > 2 and layer._compiled().is_spatial():
-            from .images import as_images
-
-            values = as_images(x, "x")
-            dtype, one_d = values.dtype, np.ndim(x) == 3
-            values = np.asarray(values[:, 0] if one_d else values, dtype=np.float64)
-            if not np.isfinite(values).all():
-                raise ValueError("x: contains NaN or infinity")
+        if np.ndim(x) > 2 and ops.takes_images(layer):
+            values, dtype = _images(x, "x")
         else:
             values, dtype = _inputs(x, "x")
         single = dtype == np.float32
@@ -76,13 +97,6 @@ def _quiet(method):
     return quiet
 
 
-def _check_memory(nbytes: float, what: str) -> None:
-    allowance = finite._memory_allowance()
-    if allowance is not None and nbytes > allowance:
-        raise MemoryError(f"{what} needs about {nbytes / 2**30:.3g} GiB, more than this process can use "
-                          f"({allowance / 2**30:.3g} GiB)")
-
-
 def _overflow(value: np.ndarray, name: str) -> np.ndarray:
     if not np.isfinite(value).all():
         raise ValueError(f"{name}: the network's values overflow float64 on {name}: rescale the inputs, or check "
@@ -90,11 +104,21 @@ def _overflow(value: np.ndarray, name: str) -> np.ndarray:
     return value
 
 
+def sampling_inputs(layer, x1, x2):
+    """(x1, x2 or None, in_dim) for sampling networks of ``layer`` on them (images or vectors)."""
+    if not isinstance(layer, stax.Layer):
+        raise TypeError(f"layer: must be an ntkfast.stax layer, got {type(layer).__name__}")
+    convert = _images if ops.takes_images(layer) else _inputs
+    a = convert(x1, "x1")[0]
+    in_dim = a.shape[1:] if a.ndim > 2 else a.shape[1]
+    return a, None if x2 is None else convert(x2, "x2", in_dim)[0], in_dim
+
+
 def _norm(layer, params, minus=None) -> float:
     """||params|| (or ||params - minus||) over every W and b."""
     total = 0.0
-    others = ops.dense_params(layer, minus) if minus is not None else None
-    for _, pair in ops.dense_params(layer, params):
+    others = ops.weighted_params(layer, minus) if minus is not None else None
+    for _, pair in ops.weighted_params(layer, params):
         other = next(others)[1] if others is not None else (None, None)
         for a, o in zip(pair, other):
             if a is not None:
@@ -111,6 +135,12 @@ def _restore(layer, params, in_dim):
     return ComposedNetwork(layer, params, in_dim)
 
 
+def _public(layer, params):
+    """Copies of a parameter tree in neural-tangents' layout."""
+    return ops.map_weighted(layer, params, lambda node, p: ops.public(node, (
+        p[0].copy(), None if p[1] is None else p[1].copy())))
+
+
 class ComposedNetwork:
     """A finite network of an ``ntkfast.stax`` layer tree (``layer.init(in_dim)`` or
     ``ComposedNetwork.from_params(layer, params)``): the API of ``ntkfast.Network``.
@@ -120,7 +150,7 @@ class ComposedNetwork:
     run from several threads while a training step replaces the parameters.
     """
 
-    def __init__(self, layer, params, in_dim: Optional[int] = None, *, _copy: bool = True):
+    def __init__(self, layer, params, in_dim=None, *, _copy: bool = True):
         if not isinstance(layer, stax.Layer):
             raise TypeError(f"layer: must be an ntkfast.stax layer, got {type(layer).__name__}")
         if layer.n_in not in (1, None) or layer.n_out != 1:
@@ -130,41 +160,50 @@ class ComposedNetwork:
         self._params = ops.check_params(layer, params, copy=_copy)
         self._lock = threading.Lock()
         fan_in = ops.first_fan_in(layer, self._params)
-        if fan_in is None and in_dim is None:
-            raise ValueError("params: the network has no Dense layer, so its input width is unknown")
-        self._in_dim = int(fan_in if fan_in is not None else in_dim)
-        out, cache = ops.forward(layer, self._params, np.zeros((0, self._in_dim)))  # checks every width
+        if in_dim is None and (fan_in is None or ops.takes_images(layer)):
+            raise ValueError("in_dim: the input's shape is not known from params (the network has no Dense layer, or "
+                             "takes images): pass in_dim (for images, their shape (height, width, channels))")
+        self._in_shape = _in_shape(layer, fan_in if in_dim is None else in_dim)
+        self._images = len(self._in_shape) > 1
+        out, cache = ops.forward(layer, self._params, np.zeros((0,) + self._in_shape))  # checks every width
+        if out.ndim != 2:
+            raise ValueError(f"layer: the network's outputs keep positions (shape {out.shape[1:]} per image); end "
+                             "it with Flatten() or GlobalAvgPool() and a Dense readout")
         self._out_dim = out.shape[1]
         self._row_floats, self._widest = ops.cache_floats(cache)
 
     @classmethod
-    def initialize(cls, layer, in_dim: int, seed=0) -> "ComposedNetwork":
-        """A network of ``layer`` with inputs of ``in_dim`` features, its parameters from
-        ``layer.init_fn(seed, (-1, in_dim))`` (``seed``: an integer, a NumPy Generator or a JAX PRNGKey)."""
+    def initialize(cls, layer, in_dim, seed=0) -> "ComposedNetwork":
+        """A network of ``layer`` with inputs of ``in_dim`` features (images: ``in_dim`` their
+        shape, (height, width, channels) or (width, channels)), its parameters from
+        ``layer.init_fn(seed, (-1, *in_shape))`` (``seed``: an integer, a NumPy Generator or a JAX
+        PRNGKey)."""
         if not isinstance(layer, stax.Layer):
             raise TypeError(f"layer: must be an ntkfast.stax layer, got {type(layer).__name__}")
-        in_dim = finite._positive_int(in_dim, "in_dim")
+        in_shape = _in_shape(layer, in_dim)
         try:
-            _, params = layer.init_fn(seed, (-1, in_dim))
+            _, params = layer.init_fn(seed, (-1,) + in_shape)
         except MemoryError as exc:  # a W too large because of the input width: in_dim here
             raise renamed_error(exc, {"input_shape": "in_dim"}) from None
-        return cls(layer, params, in_dim, _copy=False)  # fresh arrays: no copy
+        return cls(layer, params, in_shape if len(in_shape) > 1 else in_shape[0], _copy=False)  # fresh: no copy
 
     @classmethod
-    def from_params(cls, layer, params) -> "ComposedNetwork":
+    def from_params(cls, layer, params, in_dim=None) -> "ComposedNetwork":
         """A network of ``layer`` with given parameters (neural-tangents' layout and scaling; the raw
-        output of its ``init_fn`` works too)."""
-        return cls(layer, params)
+        output of its ``init_fn`` works too). ``in_dim``: needed for networks of images (their
+        shape) or without a Dense layer."""
+        return cls(layer, params, in_dim)
 
     @property
     def params(self):
-        """Copies of the parameters, in neural-tangents' layout (b of shape (1, out_dim))."""
-        return ops.map_dense(self.layer, self._params,
-                             lambda _, p: (p[0].copy(), None if p[1] is None else p[1].reshape(1, -1).copy()))
+        """Copies of the parameters, in neural-tangents' layout (Dense b of shape (1, out_dim), Conv
+        b (1, 1, 1, out_chan))."""
+        return _public(self.layer, self._params)
 
     @property
-    def in_dim(self) -> int:
-        return self._in_dim
+    def in_dim(self):
+        """The inputs' width, or for networks of images their shape (height, width, channels)."""
+        return self._in_shape if self._images else self._in_shape[0]
 
     @property
     def out_dim(self) -> int:
@@ -174,10 +213,12 @@ class ComposedNetwork:
         return f"ComposedNetwork({self.layer!r}, in_dim={self.in_dim}, out_dim={self.out_dim})"
 
     def _x(self, x, name: str) -> np.ndarray:
-        return _inputs(x, name, self._in_dim)[0]
+        if self._images:
+            return _images(x, name, self._in_shape)[0]
+        return _inputs(x, name, self._in_shape[0])[0]
 
     def _forward_check(self, n: int, what: str, extra: float = 0.0) -> None:
-        _check_memory(8.0 * n * (self._row_floats + 2 * self._widest) + extra, what)
+        ops.check_memory(8.0 * n * (self._row_floats + 2 * self._widest) + extra, what)
 
     def apply(self, x) -> np.ndarray:
         """Outputs f(x), (n, out_dim)."""
@@ -209,24 +250,17 @@ class ComposedNetwork:
         _, cache = ops.forward(self.layer, self._params, x, inputs=names)
         theta = np.zeros((n1, n2) if trace else (n1, n2, k, k))
 
-        def visit(dense, p, h, g):
-            w_scale, b_scale = ops.scales(dense, p[0])
-            h1, g1 = h[:n1], g[:, :n1]
-            h2, g2 = (h1, g1) if b is None else (h[n1:], g[:, n1:])
-            gram = h1 @ h2.T
-            gram *= w_scale**2
-            if p[1] is not None:
-                gram += b_scale**2
-            if trace:  # sum_k Delta1_k Delta2_k^T: one product of the stacked cotangents
-                width = g.shape[2]
-                theta[...] += gram * (g1.transpose(1, 0, 2).reshape(n1, k * width)
-                                      @ g2.transpose(1, 0, 2).reshape(n2, k * width).T)
-            else:
-                pairs = g1.reshape(k * n1, -1) @ g2.reshape(k * n2, -1).T  # (k n1, k n2)
-                theta[...] += gram[:, :, None, None] * pairs.reshape(k, n1, k, n2).transpose(1, 3, 0, 2)
+        def visit(layer, p, h, g):
+            def check(nbytes):
+                ops.check_memory(nbytes, f"{names}: the empirical NTK of {layer!r}")
+
+            w_scale, b_scale = ops.scales(layer, p[0])
+            second = (None, None) if b is None else (h[n1:], g[:, n1:])
+            theta[...] += empirical.layer_ntk(h[:n1], g[:, :n1], *second, w_scale, None if p[1] is None else b_scale,
+                                              trace, check=check)
 
         unit = np.broadcast_to(np.eye(k)[:, None, :], (k, x.shape[0], k))  # output k's cotangents: e_k per row
-        ops.backward(self.layer, self._params, cache, unit, visit, need=False)
+        ops.backward(self.layer, self._params, cache, unit, visit, need=False, inputs=names)
         if trace:
             theta /= k
         return theta
@@ -236,8 +270,8 @@ class ComposedNetwork:
         a = self._x(x1, "x1")
         b = None if x2 is None else self._x(x2, "x2")
         n2 = a.shape[0] if b is None else b.shape[0]
-        _check_memory(8.0 * a.shape[0] * n2,
-                      f"{'x1' if b is None else 'x1, x2'}: the empirical NNGP of {a.shape[0]} x {n2} entries")
+        ops.check_memory(8.0 * a.shape[0] * n2,
+                         f"{'x1' if b is None else 'x1, x2'}: the empirical NNGP of {a.shape[0]} x {n2} entries")
         f1 = self._apply_checked(a, "x1")
         f2 = f1 if b is None else self._apply_checked(b, "x2")
         out = f1 @ f2.T
@@ -248,18 +282,19 @@ class ComposedNetwork:
         """J^T g as a parameter tree: g (n, out_dim) the cotangents of the outputs."""
         grads = {}
 
-        def visit(dense, p, h, gg):
-            w_scale, b_scale = ops.scales(dense, p[0])
-            gw = h.T @ gg[0]
+        def visit(layer, p, h, gg):
+            w_scale, b_scale = ops.scales(layer, p[0])
+            gw = h.reshape(-1, h.shape[-1]).T @ gg[0].reshape(-1, gg.shape[-1])
             gw *= w_scale
-            grads[id(p)] = (gw, None if p[1] is None else b_scale * gg[0].sum(axis=0))
+            grads[id(p)] = (layer.unmatrix(gw) if isinstance(layer, stax.Conv) else gw,
+                            None if p[1] is None else b_scale * gg[0].sum(axis=(0, 1)))
 
         ops.backward(self.layer, params, cache, g[None], visit, need=False)
-        return ops.map_dense(self.layer, params, lambda _, p: grads[id(p)] if id(p) in grads else _zeros(p))
+        return ops.map_weighted(self.layer, params, lambda _, p: grads[id(p)] if id(p) in grads else _zeros(p))
 
     def copy(self) -> "ComposedNetwork":
         """An independent copy (training it leaves this network unchanged)."""
-        return ComposedNetwork(self.layer, self._params, self._in_dim)
+        return ComposedNetwork(self.layer, self._params, self.in_dim)
 
     __copy__ = copy
 
@@ -267,7 +302,7 @@ class ComposedNetwork:
         return self.copy()
 
     def __reduce__(self):
-        return (_restore, (self.layer, self.params, self._in_dim))
+        return (_restore, (self.layer, self.params, self.in_dim))
 
     def train(self, x, y, *, learning_rate: float, steps: int, x_test=None, y_test=None,
               record_every: Optional[int] = None, track_kernel: bool = False) -> finite.TrainingHistory:
@@ -286,7 +321,7 @@ class ComposedNetwork:
     def _step(self, x, y, learning_rate: float) -> float:
         with self._lock:
             self._forward_check(x.shape[0], "x: a training step", 8.0 * 2 * sum(
-                p[0].size for _, p in ops.dense_params(self.layer, self._params)))
+                p[0].size for _, p in ops.weighted_params(self.layer, self._params)))
             out, cache = ops.forward(self.layer, self._params, x)
             residual = out - y
             loss = _loss(residual, learning_rate)
@@ -316,7 +351,7 @@ class ComposedNetwork:
             raise ValueError(finite._singular_ntk_message(x, k, exc)) from None
         coefficients = linalg.cho_solve(factor, residual)
         delta = self._vjp(self._params, cache, coefficients.reshape(n, k))
-        delta = ops.map_dense(self.layer, delta, lambda _, p: (p[0], None if p[1] is None else p[1].reshape(1, -1)))
+        delta = ops.map_weighted(self.layer, delta, ops.public)
         sigma_min = float(np.sqrt(max(linalg.eigvalsh(theta)[0], 0.0)))
         norm = float(np.sqrt(max(residual @ coefficients, 0.0)))
         r = float(np.linalg.norm(residual))
@@ -362,7 +397,7 @@ def _descend(layer, params, grads, learning_rate: float, loss: float):
             raise _diverged(loss, learning_rate)
         return new
 
-    return ops.map_dense(layer, _zip_trees(layer, params, grads), step)
+    return ops.map_weighted(layer, _zip_trees(layer, params, grads), step)
 
 
 def _zip_trees(layer, a, b):
@@ -370,7 +405,7 @@ def _zip_trees(layer, a, b):
 
 
 def _zip_walk(layer, a, b):
-    if isinstance(layer, stax.Dense):
+    if isinstance(layer, ops.WEIGHTED):
         return (a, b)
     if isinstance(layer, (stax.Serial, stax.Parallel)):
         out = []
@@ -400,7 +435,7 @@ class LinearizedComposedNetwork:
     def __init__(self, network: ComposedNetwork):
         self.layer = network.layer
         self._base = network.copy()
-        self._delta = ops.map_dense(self.layer, self._base._params, lambda _, p: _zeros(p))
+        self._delta = ops.map_weighted(self.layer, self._base._params, lambda _, p: _zeros(p))
         self._lock = threading.Lock()
         self._cached = (None, None, None)  # (x, f_0(x), forward cache) of the last training inputs
 
@@ -408,7 +443,7 @@ class LinearizedComposedNetwork:
         return f"LinearizedComposedNetwork({self.layer!r}, in_dim={self.in_dim}, out_dim={self.out_dim})"
 
     @property
-    def in_dim(self) -> int:
+    def in_dim(self):
         return self._base.in_dim
 
     @property
@@ -418,8 +453,7 @@ class LinearizedComposedNetwork:
     @property
     def delta(self):
         """theta - theta_0 as a parameter tree (neural-tangents' layout)."""
-        return ops.map_dense(self.layer, self._delta,
-                             lambda _, p: (p[0].copy(), None if p[1] is None else p[1].reshape(1, -1).copy()))
+        return _public(self.layer, self._delta)
 
     def copy(self) -> "LinearizedComposedNetwork":
         """An independent copy (training it leaves this one unchanged)."""

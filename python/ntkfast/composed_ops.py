@@ -2,16 +2,19 @@
 
 * ``check_params``: neural-tangents' nested parameters as float64 arrays, the nesting checked
   against the tree (errors name ``params`` and the entry: ``params[1][0]``);
-* ``forward``: outputs and what the other passes need (Dense inputs, phi', LayerNorm's outputs
-  and scales, FanInProd's inputs);
-* ``backward``: vector-Jacobian products of a stack of cotangents (m, n, width), calling
-  ``visit(dense, p, h, g)`` at every Dense layer with its input h (n, fan_in) and the cotangents g
-  (m, n, out_dim) of its output, from which parameter gradients and empirical NTKs follow;
+* ``forward``: outputs and what the other passes need (Dense and Conv inputs, phi', LayerNorm's
+  outputs and scales, FanInProd's inputs, the input shapes of pooling and Flatten);
+* ``backward``: vector-Jacobian products of a stack of cotangents (m, n, ...), calling
+  ``visit(layer, p, h, g)`` at every Dense and Conv layer with its inputs as rows of features per
+  position, h (n, positions, fan_in), and the cotangents g (m, n, positions, out_dim) of its
+  output, from which parameter gradients and empirical NTKs follow;
 * ``tangent``: the Jacobian-vector product along a parameter change (for linearised networks).
 
-Values flowing between layers are (n, width) arrays, or lists of them after ``FanOut`` and
-``parallel``. A Dense layer is z = w_scale h W + b_scale b: "ntk" w_scale = W_std / sqrt(fan_in),
-b_scale = b_std (W, b stored unscaled); "standard" w_scale = b_scale = 1.
+Values flowing between layers are (n, width) arrays or images (n, *spatial, channels), or lists
+of them after ``FanOut`` and ``parallel``. A Dense layer is z = w_scale h W + b_scale b (per
+position on images): "ntk" w_scale = W_std / sqrt(fan_in), b_scale = b_std (W, b stored
+unscaled); "standard" w_scale = b_scale = 1. A Conv is the same on each window's patch of
+in_chan * filter size features (``stax.convolutional``).
 
 The passes are written recursively but as generators (``_forward`` yields ``_forward(child, ...)``
 and receives its value) and run by ``stax.run_nested`` without Python recursion: trees nested
@@ -26,9 +29,19 @@ from . import _core
 from . import activations as _act
 from .stax.convolutional import SPATIAL as _SPATIAL
 from . import stax
+from . import finite as _finite
 from .finite import _finite_float64
 
 _GELU_TANH = _act.Numerical("gelu_tanh")._core_spec()
+WEIGHTED = (stax.Dense, stax.Conv)  # the layers with parameters (W, b)
+
+
+def check_memory(nbytes: float, what: str) -> None:
+    """MemoryError naming ``what`` (it starts with the argument responsible) if ``nbytes`` cannot fit."""
+    allowance = _finite._memory_allowance()  # (looked up at each call: tests may replace it)
+    if allowance is not None and nbytes > allowance:
+        raise MemoryError(f"{what} needs about {nbytes / 2**30:.3g} GiB, more than this process can use "
+                          f"({allowance / 2**30:.3g} GiB)")
 
 
 def _short(layer) -> str:
@@ -88,6 +101,8 @@ def _check_params(layer, params, where, copy):
         if w.shape[:-2] != layer.filter_shape or w.shape[-1] != layer.out_chan:
             raise ValueError(f"params: {where}[0] (W of {_short(layer)}) must have shape {layer.filter_shape} + "
                              f"(in_chan, {layer.out_chan}), got {w.shape}")
+        if params[1] is not None and layer.b_std is None and layer.parameterization == "ntk":
+            raise ValueError(f"params: {where}[1] must be None: {_short(layer)} has b_std=None (no bias)")
         b = None if params[1] is None else _array(params[1], f"{where}[1] (b of {_short(layer)})", copy)
         if b is not None and b.size != layer.out_chan:
             raise ValueError(f"params: {where}[1] (b of {_short(layer)}) must have {layer.out_chan} entries, got "
@@ -112,35 +127,44 @@ def _check_params(layer, params, where, copy):
 
 
 def scales(layer, w: np.ndarray) -> tuple[float, float]:
-    """(w_scale, b_scale) of a Dense layer whose W is ``w``."""
+    """(w_scale, b_scale) of a Dense or Conv layer whose W is ``w`` (fan-in: all but W's last axis)."""
     if layer.parameterization == "ntk":
-        return layer.W_std / np.sqrt(w.shape[0]), (0.0 if layer.b_std is None else layer.b_std)
+        return layer.W_std / np.sqrt(np.prod(w.shape[:-1])), (0.0 if layer.b_std is None else layer.b_std)
     return 1.0, 1.0
 
 
-def dense_params(layer, params):
-    """(dense layer, its (W, b)) for every Dense layer of the tree, in order (without recursion)."""
+def public(layer, p):
+    """(W, b) in neural-tangents' layout: b of shape (1, out_dim), or (1, 1, 1, out_chan) for a
+    2-D Conv ((1, 1, out_chan) in 1-D)."""
+    w, b = p
+    if b is not None:
+        b = b.reshape((1,) * (1 + layer.ndim if isinstance(layer, stax.Conv) else 1) + (-1,))
+    return w, b
+
+
+def weighted_params(layer, params):
+    """(layer, its (W, b)) for every Dense or Conv layer of the tree, in order (without recursion)."""
     stack = [(layer, params)]
     while stack:
         node, p = stack.pop()
-        if isinstance(node, stax.Dense):
+        if isinstance(node, WEIGHTED):
             yield node, p
         elif isinstance(node, (stax.Serial, stax.Parallel)):
             stack.extend(reversed(list(zip(node.layers, p))))
 
 
-def map_dense(layer, params, fn):
-    """The tree of ``params`` with every Dense layer's (W, b) replaced by ``fn(dense, (W, b))``."""
-    return _walk(layer, _map_dense(layer, params, fn))
+def map_weighted(layer, params, fn):
+    """The tree of ``params`` with every Dense or Conv layer's (W, b) replaced by ``fn(layer, (W, b))``."""
+    return _walk(layer, _map_weighted(layer, params, fn))
 
 
-def _map_dense(layer, params, fn):
-    if isinstance(layer, stax.Dense):
+def _map_weighted(layer, params, fn):
+    if isinstance(layer, WEIGHTED):
         return fn(layer, params)
     if isinstance(layer, (stax.Serial, stax.Parallel)):
         out = []
         for child, p in zip(layer.layers, params):
-            out.append((yield _map_dense(child, p, fn)))
+            out.append((yield _map_weighted(child, p, fn)))
         return tuple(out)
     return ()
 
@@ -261,45 +285,54 @@ def _forward(layer, params, x, grad, where, inputs):
                          "FanInProd())")
     if isinstance(layer, stax.Identity):
         return x, None
-    if isinstance(layer, _SPATIAL):
-        if grad:
-            raise NotImplementedError(f"{_short(layer)}: gradients of finite networks of images (their empirical NTK "
-                                      "and training) are not implemented yet; apply_fn and init_fn are")
-        return layer.forward(params, x), None
+    if isinstance(layer, stax.Conv) and not isinstance(x, list) and x.ndim == 2 + layer.ndim:
+        # its windows' patches, filter size times its input: checked before they are gathered
+        check_memory(8.0 * x.shape[0] * layer.patch_floats(x.shape[1:]), f"{inputs}: {_short(layer)}'s windows")
+    if isinstance(layer, _SPATIAL):  # Conv keeps its input (for its patches), the others its shape
+        return layer.forward(params, x), ((x if isinstance(layer, stax.Conv) else x.shape) if grad else None)
     if isinstance(layer, stax.Elementwise):
         return pointwise(layer, x, grad)
     if isinstance(layer, stax.LayerNorm):
         axes = tuple(a for a in layer.axes if -a <= x.ndim - 1)  # (heights have no axis in 1-D images)
-        if x.ndim > 2:  # images: per image and position group (no gradients, as for Conv)
-            centred = x - x.mean(axis=axes, keepdims=True)
-            return centred / np.sqrt(np.mean(centred * centred, axis=axes, keepdims=True) + layer.eps), None
-        centred = x - x.mean(axis=-1, keepdims=True)
-        s = np.sqrt(np.mean(centred * centred, axis=-1, keepdims=True) + layer.eps)
-        zero = s[:, 0] == 0
+        centred = x - x.mean(axis=axes, keepdims=True)
+        s = np.sqrt(np.mean(centred * centred, axis=axes, keepdims=True) + layer.eps)
+        zero = (s == 0).reshape(s.shape[0], int(np.prod(s.shape[1:]))).any(axis=1)
         if zero.any():  # 0/0: eps = 0 and features all equal (not an overflow)
-            row = int(np.argmax(zero))
-            at = f"row {row} of {inputs}" if "," not in inputs else f"a row of {inputs}"
+            row, what = int(np.argmax(zero)), "row" if x.ndim == 2 else "image"
+            at = f"{what} {row} of {inputs}" if "," not in inputs else f"a {what} of {inputs}"
             raise ValueError(f"{inputs}: {_short(layer)} divides 0 by 0 on {at} ({int(zero.sum())} of {zero.size} "
-                             "rows): the features of its input there are all equal (variance 0) and eps = 0 adds "
+                             f"{what}s): the features of its input there are all equal (variance 0) and eps = 0 adds "
                              "nothing to the variance; use LayerNorm(eps=...) with eps > 0 (the default is 1e-12)")
         y = centred / s
-        return y, (y, s)
+        return y, ((y, s, axes) if grad else None)
     raise TypeError(f"layer: {_short(layer)} is not supported in finite networks")
 
 
-def backward(layer, params, cache, g, visit, need: bool = True):
+def backward(layer, params, cache, g, visit, need: bool = True, inputs: str = "x"):
     """The cotangents of the layer's input from those of its output, ``g``: (m, n, width) arrays
     (a list for several outputs), each of the m rows of the stack pulled back on its own;
-    ``visit(dense, p, h, g)`` is called at every Dense layer. Returns None if not ``need``."""
-    has = stax._fold(layer, lambda node: isinstance(node, stax.Dense), lambda _, children: any(children), every=True)
-    return _walk(layer, _backward(layer, params, cache, g, visit, need, has))
+    ``visit(layer, p, h, g)`` is called at every Dense and Conv layer with its inputs as rows of
+    features per position, h (n, positions, fan_in) (a Conv's patches), and the cotangents of its
+    outputs, g (m, n, positions, out_dim) (positions: 1 for vectors). Returns None if not ``need``.
+    ``inputs``: what memory errors call the network's inputs."""
+    has = stax._fold(layer, lambda node: isinstance(node, WEIGHTED), lambda _, children: any(children), every=True)
+    return _walk(layer, _backward(layer, params, cache, g, visit, need, has, inputs))
 
 
-def _backward(layer, params, cache, g, visit, need, has):
-    if isinstance(layer, stax.Dense):
-        visit(layer, params, cache, g)
+def _backward(layer, params, cache, g, visit, need, has, inputs):
+    if isinstance(layer, WEIGHTED):
+        if isinstance(layer, stax.Conv):  # the patches, and the cotangents of every patch (m per input)
+            check_memory(8.0 * g.shape[0] * g.shape[1] * (layer.patch_floats(cache.shape[1:]) + cache[0].size),
+                         f"{inputs}: {_short(layer)}'s windows in the backward pass")
+        h = layer.patches(cache) if isinstance(layer, stax.Conv) else cache
+        positions = int(np.prod(h.shape[1:-1]))
+        visit(layer, params, h.reshape(h.shape[0], positions, h.shape[-1]),
+              g.reshape(g.shape[:2] + (positions, g.shape[-1])))
+        del h  # (the patches, freed before the transposed convolution allocates)
         if not need:
             return None
+        if isinstance(layer, stax.Conv):
+            return layer.backward(params[0], g, cache.shape[1:-1])
         w_scale = scales(layer, params[0])[0]
         back = g @ params[0].T
         if w_scale != 1.0:
@@ -309,12 +342,12 @@ def _backward(layer, params, cache, g, visit, need, has):
         before = [False] + [has[id(child)] for child in layer.layers[:-1]]
         before = np.logical_or.accumulate(before)  # a parameter upstream of child i
         for i in range(len(layer.layers) - 1, -1, -1):
-            g = yield _backward(layer.layers[i], params[i], cache[i], g, visit, need or bool(before[i]), has)
+            g = yield _backward(layer.layers[i], params[i], cache[i], g, visit, need or bool(before[i]), has, inputs)
         return g
     if isinstance(layer, stax.Parallel):
         out = []
         for child, p, c, gi in zip(layer.layers, params, cache, g):
-            out.append((yield _backward(child, p, c, gi, visit, need, has)))
+            out.append((yield _backward(child, p, c, gi, visit, need, has, inputs)))
         return out
     if not need:
         return None
@@ -334,9 +367,21 @@ def _backward(layer, params, cache, g, visit, need, has):
     if isinstance(layer, stax.Elementwise):
         return g * cache
     if isinstance(layer, stax.LayerNorm):
-        y, s = cache  # dy_i/dx_j = (delta_ij - 1/d - y_i y_j / d) / s: symmetric
-        return (g - g.mean(axis=-1, keepdims=True) - y * np.mean(g * y, axis=-1, keepdims=True)) / s
+        return _layer_norm_jacobian(cache, g)
+    if isinstance(layer, stax.AvgPool):
+        return layer.backward(g, cache[1:-1])
+    if isinstance(layer, stax.GlobalAvgPool):
+        return layer.backward(g, cache[1:-1])
+    if isinstance(layer, stax.Flatten):
+        return layer.backward(g, cache[1:-1], cache[-1])
     raise TypeError(f"layer: {_short(layer)} is not supported in finite networks")
+
+
+def _layer_norm_jacobian(cache, g):
+    """dy/dx applied to g: dy_i/dx_j = (delta_ij - 1/d - y_i y_j / d) / s over the normalised axes
+    (eps included in s): symmetric, so the same for backward and tangent passes."""
+    y, s, axes = cache
+    return (g - g.mean(axis=axes, keepdims=True) - y * np.mean(g * y, axis=axes, keepdims=True)) / s
 
 
 def _product(xs, skip: int):
@@ -363,6 +408,12 @@ def _tangent(layer, params, delta, cache, dx):
         if db is not None:
             dz += b_scale * db
         return dz
+    if isinstance(layer, stax.Conv):  # linear in (W, b) and in its input
+        (w, _), h = params, cache
+        dz = layer.forward(delta, h)
+        if dx is not None:
+            dz += layer.forward((w, None), dx)
+        return dz
     if isinstance(layer, stax.Serial):
         for child, p, d, c in zip(layer.layers, params, delta, cache):
             dx = yield _tangent(child, p, d, c, dx)
@@ -388,28 +439,35 @@ def _tangent(layer, params, delta, cache, dx):
     if isinstance(layer, stax.Elementwise):
         return dx * cache
     if isinstance(layer, stax.LayerNorm):
-        y, s = cache
-        return (dx - dx.mean(axis=-1, keepdims=True) - y * np.mean(dx * y, axis=-1, keepdims=True)) / s
+        return _layer_norm_jacobian(cache, dx)
+    if isinstance(layer, _SPATIAL):  # pooling and Flatten: linear
+        return layer.forward((), dx)
     raise TypeError(f"layer: {_short(layer)} is not supported in finite networks")
+
+
+def takes_images(layer) -> bool:
+    """Whether the network has convolutions, pooling or Flatten (its inputs are images)."""
+    return stax._fold(layer, lambda node: isinstance(node, _SPATIAL), lambda _, children: any(children))
 
 
 def first_fan_in(layer, params):
     """The input width: the fan-in of the first Dense layer (every layer upstream of it keeps the
-    width), or None if the tree has none."""
-    for _, (w, _) in dense_params(layer, params):
-        return w.shape[0]
+    width), or None if the tree has none or starts with a Conv (whose images' size W does not tell)."""
+    for node, (w, _) in weighted_params(layer, params):
+        return w.shape[0] if isinstance(node, stax.Dense) else None
     return None
 
 
 def cache_floats(cache) -> tuple[int, int]:
-    """(entries per row, widest row) of the (n, width) arrays in a forward cache (without recursion)."""
+    """(entries per row, widest row) of the (n, ...) arrays in a forward cache (without recursion)."""
     total = widest = 0
     stack = [cache]
     while stack:
         item = stack.pop()
         if isinstance(item, np.ndarray):
-            total += item.shape[-1]
-            widest = max(widest, item.shape[-1])
+            row = int(np.prod(item.shape[1:]))
+            total += row
+            widest = max(widest, row)
         elif isinstance(item, (list, tuple)):
             stack.extend(item)
     return total, widest

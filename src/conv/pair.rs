@@ -234,8 +234,8 @@ impl<T: Real> Vectorized for Stencil<'_, T> {
                 stencil::conv_full(second, m2, mid, values);
             }
             Stencil::Separable { halves: [first, second], masks: [m1, m2], full: false, len, values, mid } => {
-                stencil::conv_diagonal(first, m1, &values[..len], mid);
-                stencil::conv_diagonal(second, m2, mid, values);
+                stencil::conv_diagonal::<T, M>(first, m1, &values[..len], mid);
+                stencil::conv_diagonal::<T, M>(second, m2, mid, values);
             }
             Stencil::Pool { maps, normalize_edges, input, tmp, out } => {
                 stencil::pool_full(maps, normalize_edges, input, tmp, out)

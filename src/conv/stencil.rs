@@ -9,7 +9,7 @@
 //! x2's position), a `Diagonal` one holds the same-position entries S(p, p).
 
 use super::geometry::AxisMap;
-use crate::float::Real;
+use crate::float::{MulAdd, Real};
 
 /// dst[k] += src[k * stride] for k < dst.len().
 #[inline(always)]
@@ -115,27 +115,15 @@ fn conv_full_shifted<T: Real>(maps: &[AxisMap; 2], masks: &[T], input: &[T], out
 /// The window sum of a convolution on same-position entries: `input` of h w entries into `out`
 /// of h' w' entries (overwritten).
 #[inline(always)]
-pub fn conv_diagonal<T: Real>(maps: &[AxisMap; 2], masks: &[T], input: &[T], out: &mut [T]) {
+pub fn conv_diagonal<T: Real, M: MulAdd>(maps: &[AxisMap; 2], masks: &[T], input: &[T], out: &mut [T]) {
     let [mh, mw] = maps;
     let (w, ow) = (mw.len_in, mw.len_out);
+    if !masks.is_empty() {
+        return conv_diagonal_shifted::<T, M>(maps, masks, input, &mut out[..mh.len_out * ow]);
+    }
     out[..mh.len_out * ow].fill(T::ZERO);
     for dh in 0..mh.runs.len() {
         for dw in 0..mw.runs.len() {
-            if !masks.is_empty() {
-                // one masked add over all the positions of the rows this offset reads
-                let (Some(rows), Some(cols)) = (mh.runs[dh].first(), mw.runs[dw].first()) else { continue };
-                let p = mh.len_in * w;
-                let (first, span) = (rows.o0 * w, rows.len * w);
-                let start = (rows.i0 * w + cols.i0) as isize - cols.o0 as isize;
-                let lo = (-start).max(0) as usize;
-                let hi = ((p as isize - start).max(0) as usize).min(span);
-                let src = &input[(start + lo as isize) as usize..][..hi - lo];
-                let mask = &masks[dw * p + first..][lo..hi];
-                for ((d, &s), &m) in out[first..][lo..hi].iter_mut().zip(src).zip(mask) {
-                    *d += s * m;
-                }
-                continue;
-            }
             for (oh, ih) in mh.pairs(dh) {
                 let src = &input[ih * w..][..w];
                 let dst = &mut out[oh * ow..][..ow];
@@ -144,6 +132,116 @@ pub fn conv_diagonal<T: Real>(maps: &[AxisMap; 2], masks: &[T], input: &[T], out
                 }
             }
         }
+    }
+}
+
+/// One filter offset of a shift window on same-position entries: out[k] += input[k + shift] *
+/// mask[k] for k in lo..hi (outside it the offset reads outside the image); `ones`: the mask is
+/// 1 everywhere (the offset reads inside every row), so it need not be read.
+#[derive(Clone, Copy)]
+struct Tap<'a, T> {
+    shift: isize,
+    mask: &'a [T],
+    ones: bool,
+    lo: usize,
+    hi: usize,
+}
+
+/// The offsets of a shift window (`is_shift`), in order.
+fn taps<'a, T: Real>(maps: &'a [AxisMap; 2], masks: &'a [T]) -> impl Iterator<Item = Tap<'a, T>> + 'a {
+    let [mh, mw] = maps;
+    let (w, p) = (mw.len_in, mh.len_in * mw.len_in);
+    (0..mh.runs.len()).flat_map(move |dh| (0..mw.runs.len()).map(move |dw| (dh, dw))).filter_map(move |(dh, dw)| {
+        let (rows, cols) = (mh.runs[dh].first()?, mw.runs[dw].first()?);
+        let (first, span) = (rows.o0 * w, rows.len * w);
+        let start = (rows.i0 * w + cols.i0) as isize - cols.o0 as isize;
+        let lo = (-start).max(0) as usize;
+        let hi = ((p as isize - start).max(0) as usize).min(span);
+        let ones = cols.len == mw.len_out;
+        let mask = &masks[dw * p..][..p];
+        (lo < hi).then_some(Tap { shift: start - first as isize, mask, ones, lo: first + lo, hi: first + hi })
+    })
+}
+
+/// (input, mask) of offset `t` over outputs lo..hi.
+#[inline(always)]
+fn read<'a, T>(input: &'a [T], t: Tap<'a, T>, lo: usize, hi: usize) -> (&'a [T], &'a [T]) {
+    (&input[(lo as isize + t.shift) as usize..][..hi - lo], &t.mask[lo..hi])
+}
+
+/// `conv_diagonal` for windows with `is_shift`, three offsets at a time: where all three read
+/// inside the image, one pass sums them (one store per entry instead of a read-modify-write per
+/// offset, no mask read where it is all ones: a height offset, a width window's centre); the
+/// edges take each offset alone.
+#[inline(always)]
+fn conv_diagonal_shifted<T: Real, M: MulAdd>(maps: &[AxisMap; 2], masks: &[T], input: &[T], out: &mut [T]) {
+    let n = out.len();
+    let mut all = taps(maps, masks);
+    let mut fresh = true;
+    loop {
+        let group = [all.next(), all.next(), all.next()];
+        let count = group.iter().flatten().count();
+        if count == 0 {
+            if fresh {
+                out.fill(T::ZERO);
+            }
+            return;
+        }
+        let group = &group[..count];
+        let lo = group.iter().flatten().map(|t| t.lo).max().unwrap_or(0).min(n);
+        let hi = group.iter().flatten().map(|t| t.hi).min().unwrap_or(0).max(lo).min(n);
+        if fresh {
+            out[..lo].fill(T::ZERO);
+            out[hi..].fill(T::ZERO);
+        }
+        let dst = &mut out[lo..hi];
+        match group {
+            [Some(a), Some(b), Some(c)] if a.ones && b.ones && c.ones => {
+                let ((xa, _), (xb, _), (xc, _)) =
+                    (read(input, *a, lo, hi), read(input, *b, lo, hi), read(input, *c, lo, hi));
+                for i in 0..dst.len() {
+                    let sum = xa[i] + xb[i] + xc[i];
+                    dst[i] = if fresh { sum } else { dst[i] + sum };
+                }
+            }
+            [Some(a), Some(b), Some(c)] if b.ones => {
+                let ((xa, ma), (xb, _), (xc, mc)) =
+                    (read(input, *a, lo, hi), read(input, *b, lo, hi), read(input, *c, lo, hi));
+                for i in 0..dst.len() {
+                    let sum = M::mul_add(xa[i], ma[i], M::mul_add(xc[i], mc[i], xb[i]));
+                    dst[i] = if fresh { sum } else { dst[i] + sum };
+                }
+            }
+            [Some(a), Some(b), Some(c)] => {
+                let ((xa, ma), (xb, mb), (xc, mc)) =
+                    (read(input, *a, lo, hi), read(input, *b, lo, hi), read(input, *c, lo, hi));
+                for i in 0..dst.len() {
+                    let sum = M::mul_add(xa[i], ma[i], M::mul_add(xb[i], mb[i], xc[i] * mc[i]));
+                    dst[i] = if fresh { sum } else { dst[i] + sum };
+                }
+            }
+            _ => {
+                // one or two offsets (a window's last, or a small window): one at a time
+                if fresh {
+                    dst.fill(T::ZERO);
+                }
+                for t in group.iter().flatten() {
+                    let (x, m) = read(input, *t, lo, hi);
+                    for i in 0..dst.len() {
+                        dst[i] = M::mul_add(x[i], m[i], dst[i]);
+                    }
+                }
+            }
+        }
+        // the edges: each offset over the part of its range outside lo..hi
+        for t in group.iter().flatten() {
+            for range in [t.lo..t.hi.min(lo), t.lo.max(hi)..t.hi] {
+                for k in range {
+                    out[k] += input[(k as isize + t.shift) as usize] * t.mask[k];
+                }
+            }
+        }
+        fresh = false;
     }
 }
 
@@ -269,12 +367,25 @@ mod tests {
     fn conv_and_pool_match_their_matrix_definitions() {
         for padding in [Padding::Valid, Padding::Same, Padding::Circular] {
             for (grid, window, strides) in
-                [([5, 4], [3, 2], [1, 1]), ([6, 5], [2, 3], [2, 1]), ([1, 7], [1, 3], [1, 2])]
+                // (with 'SAME' and stride 1: groups of three offsets and a remainder, all-ones masks)
+                [
+                    ([5, 4], [3, 2], [1, 1]),
+                    ([6, 5], [2, 3], [2, 1]),
+                    ([1, 7], [1, 3], [1, 2]),
+                    ([7, 6], [5, 4], [1, 1]),
+                    ([6, 6], [3, 1], [1, 1]),
+                    ([4, 9], [1, 5], [1, 1]),
+                    ([3, 3], [7, 5], [1, 1]),
+                ]
             {
-                let maps = [
-                    AxisMap::new(grid[0], window[0], strides[0], padding).unwrap(),
-                    AxisMap::new(grid[1], window[1], strides[1], padding).unwrap(),
-                ];
+                let (Some(mh), Some(mw)) = (
+                    AxisMap::new(grid[0], window[0], strides[0], padding),
+                    AxisMap::new(grid[1], window[1], strides[1], padding),
+                ) else {
+                    assert_eq!(padding, Padding::Valid, "only 'VALID' refuses a window larger than the image");
+                    continue;
+                };
+                let maps = [mh, mw];
                 let (p, op) = (grid[0] * grid[1], maps[0].len_out * maps[1].len_out);
                 let s = random(p * p, 7);
                 let mut want = vec![0.0; op * op];
@@ -290,7 +401,7 @@ mod tests {
                 assert!(close(&got, &want), "conv {padding:?} {grid:?} {window:?} {strides:?}");
                 let diag: Vec<f64> = (0..p).map(|i| s[i * p + i]).collect();
                 let mut got_diag = vec![f64::NAN; op];
-                conv_diagonal(&maps, &masks(&maps), &diag, &mut got_diag);
+                conv_diagonal::<f64, crate::float::Fused>(&maps, &masks(&maps), &diag, &mut got_diag);
                 let want_diag: Vec<f64> = (0..op).map(|i| want[i * op + i]).collect();
                 assert!(close(&got_diag, &want_diag), "diagonal {padding:?} {grid:?}");
                 // pooling: (sum_d A_d) S (sum_d A_d)^T / size^2

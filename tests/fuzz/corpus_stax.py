@@ -41,6 +41,13 @@ FINITE = IMPORT + (
     "stax.parallel(stax.serial(stax.LayerNorm(), stax.Relu(), stax.Dense(16, W_std=1.5)), stax.Identity()), "
     "stax.FanInSum(), stax.Gelu(), stax.Dense(2, W_std=1.5, b_std=0.1))\n"
     "cnet = spec.init(3, seed=0)\n")
+# a finite CNN of 6x6x2 images (strided, pooled, LayerNorm over positions; 2 outputs)
+CNN = IMPORT + (
+    "spec = stax.serial(stax.Conv(4, (3, 3), padding='SAME', W_std=1.5, b_std=0.1), stax.Relu(), "
+    "stax.Conv(4, (2, 2), strides=(2, 2), padding='CIRCULAR'), stax.LayerNorm(axis=(1, 2, 3)), stax.Erf(), "
+    "stax.AvgPool((2, 2), padding='SAME'), stax.Flatten(), stax.Dense(2, W_std=1.5))\n"
+    "imgs = np.random.default_rng(0).standard_normal((4, 6, 6, 2))\n"
+    "cnn = spec.init((6, 6, 2), seed=0)\n")
 CHECKED = "k = {call}\n[cauchy_schwarz(k.nngp, {rtol}), cauchy_schwarz(k.ntk, {rtol})]"
 
 # A user activation that behaves on the constructor's probe (7 points) and misbehaves later.
@@ -426,6 +433,36 @@ COMPOSED_CASES = [
              raises("ValueError", "learning_rate")),
     COMPOSED("train_y_nan", FINITE + "t = Y.copy(); t[0, 1] = np.nan\ncnet.train(X, t, learning_rate=0.1, steps=2)",
              raises("ValueError", "y")),
+    # -- finite CNNs
+    COMPOSED("cnn_apply_ntk_nngp_train", CNN + "h = cnn.train(imgs, Y[:4], learning_rate=0.1, steps=3)\n"
+             "(cnn.apply(imgs), cnn.ntk(imgs, imgs[:2]), cnn.ntk(imgs, trace=False), cnn.nngp(imgs), h)", ok()),
+    COMPOSED("cnn_linearized_min_norm", CNN + "lin = cnn.linearize()\nlin.train(imgs, Y[:4], learning_rate=0.1, "
+             "steps=2)\n(lin.apply(imgs), cnn.min_norm_solution(imgs[:2], Y[:2]).norm)", ok()),
+    COMPOSED("cnn_init_int_in_dim", CNN + "spec.init(36)", raises("ValueError", "in_dim")),
+    COMPOSED("cnn_init_zero_height", CNN + "spec.init((0, 6, 2))", raises(ARG, "in_dim")),
+    COMPOSED("cnn_init_window_too_large", IMPORT + "stax.serial(stax.Conv(2, (5, 5)), stax.Flatten(), "
+             "stax.Dense(1)).init((3, 3, 1))", raises("ValueError", "input_shape", "in_dim")),
+    COMPOSED("cnn_from_params_without_shape", CNN + "type(cnn).from_params(spec, cnn.params)",
+             raises("ValueError", "in_dim")),
+    COMPOSED("cnn_images_wrong_shape", CNN + "cnn.ntk(imgs[:, :5])", raises("ValueError", "x1")),
+    COMPOSED("cnn_images_flat", CNN + "cnn.apply(imgs.reshape(4, -1))", raises("ValueError", "x")),
+    COMPOSED("cnn_images_nan", CNN + "x = imgs.copy(); x[1, 2, 3, 0] = np.nan\ncnn.ntk(imgs, x)",
+             raises("ValueError", "x2")),
+    COMPOSED("cnn_images_scaled_1e200", CNN + "cnn.ntk(imgs * 1e200)", (ok(), raises("ValueError", "x1"))),
+    COMPOSED("cnn_apply_1e6_images", CNN + "cnn.apply(huge((10**6, 6, 6, 2)))", (ok(), raises(MEMORY, "x")),
+             timeout=60),
+    COMPOSED("cnn_ntk_100000_images", CNN + "cnn.ntk(huge((100_000, 6, 6, 2)))", raises(MEMORY, "x1"), timeout=20),
+    COMPOSED("cnn_wide_windows_memory", IMPORT + "net = stax.serial(stax.Conv(8, (9, 9), padding='SAME'), "
+             "stax.GlobalAvgPool(), stax.Dense(1)).init((64, 64, 512))\nnet.apply(huge((300, 64, 64, 512)))",
+             raises(MEMORY, "x"), timeout=30),
+    COMPOSED("cnn_train_lr_1e8", CNN + DIVERGING.format(model="cnn", targets="Y[:4]", lr="1e8", steps=20,
+                                                         outputs="cnn.params, cnn.apply(imgs)").replace("X", "imgs"),
+             DIVERGES),
+    COMPOSED("cnn_monte_carlo", CNN + "import ntkfast\nntkfast.monte_carlo_kernel(spec, imgs, n_samples=3)", ok()),
+    COMPOSED("cnn_monte_carlo_width", CNN + "import ntkfast\nntkfast.monte_carlo_kernel(spec, imgs, width=8, "
+             "n_samples=3)", raises("ValueError", "width")),
+    COMPOSED("cnn_pickle", CNN + "import pickle\np = pickle.loads(pickle.dumps(cnn))\n"
+             "assert np.array_equal(p.ntk(imgs), cnn.ntk(imgs))\np.params", ok()),
     # -- pickling and copies of networks
     COMPOSED("pickle_network", FINITE + "import pickle\np = pickle.loads(pickle.dumps(cnet))\n"
              "assert np.array_equal(p.apply(X), cnet.apply(X)) and np.array_equal(p.ntk(X), cnet.ntk(X))\np.params",

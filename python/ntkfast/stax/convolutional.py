@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import _core
 from ..models import _real
+from . import _windows
 from .layers import Layer, _count
 
 _PADDINGS = ("VALID", "SAME", "CIRCULAR")
@@ -54,32 +55,9 @@ def _spatial_shape(layer, shape: tuple) -> tuple:
 
 
 def _out_length(length: int, window: int, stride: int, padding: str, layer) -> int:
-    if padding == "VALID":
-        if window > length:
-            raise ValueError(f"input_shape: {layer!r}'s window {window} is larger than its input's {length} positions")
-        return (length - window) // stride + 1
-    return -(-length // stride)
-
-
-def _pad(x: np.ndarray, window: tuple, strides: tuple, padding: str) -> np.ndarray:
-    """x (n, *spatial, c) padded as 'SAME' pads (zeros; 'CIRCULAR' wraps around); 'VALID' as is."""
-    if padding == "VALID":
-        return x
-    pads = [(0, 0)]
-    for length, k, s in zip(x.shape[1:-1], window, strides):
-        out = -(-length // s)
-        total = max((out - 1) * s + k - length, 0)
-        pads.append((total // 2, total - total // 2))
-    pads.append((0, 0))
-    return np.pad(x, pads, mode="wrap" if padding == "CIRCULAR" else "constant")
-
-
-def _windows(x: np.ndarray, window: tuple, strides: tuple) -> np.ndarray:
-    """(n, *out_spatial, c, *window) views of the windows of a padded x."""
-    axes = tuple(range(1, 1 + len(window)))
-    view = np.lib.stride_tricks.sliding_window_view(x, window, axis=axes)
-    index = (slice(None),) + tuple(slice(None, None, s) for s in strides)
-    return view[index]
+    if padding == "VALID" and window > length:
+        raise ValueError(f"input_shape: {layer!r}'s window {window} is larger than its input's {length} positions")
+    return _windows.out_length(length, window, stride, padding)
 
 
 class Conv(Layer):
@@ -123,24 +101,58 @@ class Conv(Layer):
             b = None if b is None else b * self.b_std
         return (shape[0],) + out + (self.out_chan,), (w, b)
 
+    def fan_in(self, in_chan: int) -> int:
+        return in_chan * int(np.prod(self.filter_shape))
+
+    def w_scale(self, w: np.ndarray) -> float:
+        """The factor of the window sums: W_std / sqrt(fan_in) ("ntk"), 1 ("standard")."""
+        return self.W_std / np.sqrt(self.fan_in(w.shape[-2])) if self.parameterization == "ntk" else 1.0
+
+    def matrix(self, w: np.ndarray) -> np.ndarray:
+        """W as a (fan_in, out_chan) matrix, rows in the order of ``patches``' features."""
+        return w.reshape(-1, self.out_chan)
+
+    def unmatrix(self, m: np.ndarray) -> np.ndarray:
+        """The inverse of ``matrix``: a (fan_in, out_chan) array in W's HWIO layout."""
+        return m.reshape(self.filter_shape + (-1, self.out_chan))
+
+    def patch_floats(self, shape: tuple) -> int:
+        """Floats per input of ``patches`` for inputs of ``shape`` (*spatial, channels)."""
+        outs = [_windows.out_length(n, k, s, self.padding) for n, k, s in zip(shape[:-1], self.filter_shape,
+                                                                               self.strides)]
+        return int(np.prod(outs)) * self.fan_in(shape[-1])
+
+    def patches(self, x: np.ndarray) -> np.ndarray:
+        """(n, *out, fan_in): each output position's window of ``x`` (n, *spatial, channels), by
+        filter offset then channel (HWIO's order)."""
+        return _windows.patches(_windows.pad(x, self.filter_shape, self.strides, self.padding), self.filter_shape,
+                                self.strides)
+
     def forward(self, params, x: np.ndarray) -> np.ndarray:
         """The finite layer on x (n, *spatial, channels)."""
         w, b = params
         if x.ndim != 2 + self.ndim or w.shape != self.filter_shape + (x.shape[-1], self.out_chan):
             raise ValueError(f"x, params: {self!r} with W of shape {np.shape(w)} gets inputs of shape {x.shape}")
-        windows = _windows(_pad(x, self.filter_shape, self.strides, self.padding), self.filter_shape, self.strides)
-        # windows (n, *out, c, *filter) against W (*filter, c, out)
-        k = len(self.filter_shape)
-        w_axes = tuple(range(k + 1))
-        x_axes = (windows.ndim - k - 1,) + tuple(range(windows.ndim - k, windows.ndim))
-        z = np.tensordot(windows, np.moveaxis(w, k, 0), axes=(x_axes, w_axes))
-        if self.parameterization == "ntk":
-            z *= self.W_std / np.sqrt(x.shape[-1] * np.prod(self.filter_shape))
-            if b is not None:
-                z += self.b_std * np.asarray(b)
-        elif b is not None:
-            z += np.asarray(b)
+        z = self.patches(x) @ self.matrix(w)
+        scale = self.w_scale(w)
+        if scale != 1.0:
+            z *= scale
+        if b is not None:
+            z += (self.b_std if self.parameterization == "ntk" else 1.0) * np.asarray(b).reshape(-1)
         return z
+
+    def backward(self, w: np.ndarray, g: np.ndarray, lengths: tuple) -> np.ndarray:
+        """The cotangents of the input (*batch, *lengths, in_chan) from those of the output ``g``
+        (*batch, *out, out_chan): the transposed convolution."""
+        per_window = g @ self.matrix(w).T  # (*batch, *out, filter * in_chan)
+        batch = g.shape[:g.ndim - 1 - self.ndim]
+        padded = _windows.padded_lengths(lengths, self.filter_shape, self.strides, self.padding)
+        back = _windows.unpatch(per_window, batch + padded + (w.shape[-2],), self.filter_shape, self.strides)
+        back = _windows.unpad(back, lengths, self.filter_shape, self.strides, self.padding)
+        scale = self.w_scale(w)
+        if scale != 1.0:
+            back *= scale
+        return back
 
     def __repr__(self) -> str:
         extra = "" if self.parameterization == "ntk" else f", parameterization={self.parameterization!r}"
@@ -174,16 +186,27 @@ class AvgPool(Layer):
                     for n, k, s in zip(spatial, self.window_shape, self.strides))
         return (shape[0],) + out + (shape[-1],), ()
 
+    def _counts(self, lengths: tuple) -> np.ndarray:
+        """What each window sum is divided by: an array broadcasting against (*out, channels)."""
+        if self.normalize_edges and self.padding == "SAME":
+            ones = _windows.pad(np.ones(lengths + (1,)), self.window_shape, self.strides, self.padding)
+            return _windows.window_sums(ones, self.window_shape, self.strides)
+        return np.array(float(np.prod(self.window_shape)))
+
     def forward(self, params, x: np.ndarray) -> np.ndarray:
         del params
         if x.ndim != 2 + self.ndim:
             raise ValueError(f"x: {self!r} gets inputs of shape {x.shape}")
-        padded = _pad(x, self.window_shape, self.strides, self.padding)
-        sums = _windows(padded, self.window_shape, self.strides).sum(axis=tuple(range(-self.ndim, 0)))
-        if self.normalize_edges and self.padding == "SAME":
-            ones = _pad(np.ones((1,) + x.shape[1:-1] + (1,)), self.window_shape, self.strides, self.padding)
-            return sums / _windows(ones, self.window_shape, self.strides).sum(axis=tuple(range(-self.ndim, 0)))
-        return sums / np.prod(self.window_shape)
+        padded = _windows.pad(x, self.window_shape, self.strides, self.padding)
+        return _windows.window_sums(padded, self.window_shape, self.strides) / self._counts(x.shape[1:-1])
+
+    def backward(self, g: np.ndarray, lengths: tuple) -> np.ndarray:
+        """The cotangents of the input (*batch, *lengths, channels) from the output's ``g``."""
+        per_entry = g / self._counts(lengths)
+        batch = g.shape[:g.ndim - 1 - self.ndim]
+        padded = _windows.padded_lengths(lengths, self.window_shape, self.strides, self.padding)
+        back = _windows.unwindow_sums(per_entry, batch + padded + g.shape[-1:], self.window_shape, self.strides)
+        return _windows.unpad(back, lengths, self.window_shape, self.strides, self.padding)
 
     def __repr__(self) -> str:
         return f"AvgPool({self.window_shape}, strides={self.strides}, padding={self.padding!r})"
@@ -212,6 +235,13 @@ class GlobalAvgPool(Layer):
     def forward(self, params, x: np.ndarray) -> np.ndarray:
         return x.mean(axis=tuple(range(1, x.ndim - 1)))
 
+    @staticmethod
+    def backward(g: np.ndarray, lengths: tuple) -> np.ndarray:
+        """Each position gets 1 / positions of the output's cotangent, g (*batch, channels)."""
+        spread = g / float(np.prod(lengths))
+        return np.broadcast_to(spread[(Ellipsis,) + (None,) * len(lengths) + (slice(None),)],
+                               g.shape[:-1] + tuple(lengths) + g.shape[-1:])
+
     def __repr__(self) -> str:
         return "GlobalAvgPool()"
 
@@ -232,7 +262,11 @@ class Flatten(Layer):
         return (shape[0], size), ()
 
     def forward(self, params, x: np.ndarray) -> np.ndarray:
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
+
+    @staticmethod
+    def backward(g: np.ndarray, lengths: tuple, channels: int) -> np.ndarray:
+        return g.reshape(g.shape[:-1] + tuple(lengths) + (channels,))
 
     def __repr__(self) -> str:
         return "Flatten()"
