@@ -17,48 +17,11 @@ from typing import Optional
 import numpy as np
 
 from . import composed_ops as ops
-from . import empirical, finite, linalg, stax
-from ._arrays import as_inputs, renamed_error
+from . import empirical, finite, lazy, linalg, stax
+from ._arrays import renamed_error
+from .composed_inputs import _images, _in_shape, _inputs
 
 __all__ = ["apply", "ComposedNetwork", "LinearizedComposedNetwork"]
-
-
-def _inputs(x, name: str, in_dim: Optional[int] = None) -> np.ndarray:
-    arr = as_inputs(x, name)
-    dtype = arr.dtype
-    arr = np.asarray(arr, dtype=np.float64)
-    if in_dim is not None and arr.shape[1] != in_dim:
-        raise ValueError(f"{name}: has {arr.shape[1]} features, the network takes {in_dim}")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name}: contains NaN or infinity")
-    return arr, dtype
-
-
-def _images(x, name: str, in_shape: Optional[tuple] = None):
-    """(images as float64 in the network's layout, NHWC or NWC; the caller's dtype)."""
-    from .images import as_images
-
-    one_d = np.ndim(x) == 3
-    arr = as_images(x, name)
-    dtype = arr.dtype
-    arr = np.asarray(arr[:, 0] if one_d else arr, dtype=np.float64)
-    if in_shape is not None and arr.shape[1:] != in_shape:
-        raise ValueError(f"{name}: images of shape {arr.shape[1:]}, the network takes {in_shape}")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name}: contains NaN or infinity")
-    return arr, dtype
-
-
-def _in_shape(layer, in_dim) -> tuple:
-    """The inputs' shape without the batch axis: (in_dim,) for vectors, (height, width, channels)
-    or (width, channels) for networks of images (``in_dim`` then a tuple)."""
-    if not ops.takes_images(layer):
-        return (finite._positive_int(in_dim, "in_dim"),)
-    shape = tuple(in_dim) if isinstance(in_dim, (tuple, list)) else None
-    if shape is None or len(shape) not in (2, 3):
-        raise ValueError(f"in_dim: this network has convolutions, pooling or Flatten: pass its images' shape, "
-                         f"(height, width, channels) or (width, channels) in 1-D, got {in_dim!r}")
-    return tuple(finite._positive_int(v, "in_dim") for v in shape)
 
 
 def apply(layer, params, x):
@@ -104,16 +67,6 @@ def _overflow(value: np.ndarray, name: str) -> np.ndarray:
     return value
 
 
-def sampling_inputs(layer, x1, x2):
-    """(x1, x2 or None, in_dim) for sampling networks of ``layer`` on them (images or vectors)."""
-    if not isinstance(layer, stax.Layer):
-        raise TypeError(f"layer: must be an ntkfast.stax layer, got {type(layer).__name__}")
-    convert = _images if ops.takes_images(layer) else _inputs
-    a = convert(x1, "x1")[0]
-    in_dim = a.shape[1:] if a.ndim > 2 else a.shape[1]
-    return a, None if x2 is None else convert(x2, "x2", in_dim)[0], in_dim
-
-
 def _norm(layer, params, minus=None) -> float:
     """||params|| (or ||params - minus||) over every W and b."""
     total = 0.0
@@ -131,8 +84,11 @@ def _zeros(p):
     return np.zeros_like(p[0]), None if p[1] is None else np.zeros_like(p[1])
 
 
-def _restore(layer, params, in_dim):
-    return ComposedNetwork(layer, params, in_dim)
+def _restore(layer, params, in_dim, scale=None, initial=None):
+    new = ComposedNetwork(layer, params, in_dim, **(scale or {}))
+    if initial is not None:  # a centered network's initial parameters
+        new._params0 = ops.check_params(layer, initial, copy=True)
+    return new
 
 
 def _public(layer, params):
@@ -141,7 +97,7 @@ def _public(layer, params):
         p[0].copy(), None if p[1] is None else p[1].copy())))
 
 
-class ComposedNetwork:
+class ComposedNetwork(lazy.Scaled):
     """A finite network of an ``ntkfast.stax`` layer tree (``layer.init(in_dim)`` or
     ``ComposedNetwork.from_params(layer, params)``): the API of ``ntkfast.Network``.
 
@@ -150,7 +106,8 @@ class ComposedNetwork:
     run from several threads while a training step replaces the parameters.
     """
 
-    def __init__(self, layer, params, in_dim=None, *, _copy: bool = True):
+    def __init__(self, layer, params, in_dim=None, *, output_scale: float = 1.0, centered: bool = False,
+                 _copy: bool = True):
         if not isinstance(layer, stax.Layer):
             raise TypeError(f"layer: must be an ntkfast.stax layer, got {type(layer).__name__}")
         if layer.n_in not in (1, None) or layer.n_out != 1:
@@ -171,13 +128,21 @@ class ComposedNetwork:
                              "it with Flatten() or GlobalAvgPool() and a Dense readout")
         self._out_dim = out.shape[1]
         self._row_floats, self._widest = ops.cache_floats(cache)
+        self._scale = lazy.Scale(output_scale, centered, self._initial)
+        # centered: the outputs at these (initial) parameters are subtracted, always (training
+        # replaces the parameter arrays, never writes into them, so they can be shared)
+        self._params0 = self._params if self._scale.centered else None
+
+    def _initial(self, x: np.ndarray) -> np.ndarray:
+        return ops.forward(self.layer, self._params0, x, grad=False)[0]
 
     @classmethod
-    def initialize(cls, layer, in_dim, seed=0) -> "ComposedNetwork":
+    def initialize(cls, layer, in_dim, seed=0, *, output_scale: float = 1.0,
+                   centered: bool = False) -> "ComposedNetwork":
         """A network of ``layer`` with inputs of ``in_dim`` features (images: ``in_dim`` their
         shape, (height, width, channels) or (width, channels)), its parameters from
         ``layer.init_fn(seed, (-1, *in_shape))`` (``seed``: an integer, a NumPy Generator or a JAX
-        PRNGKey)."""
+        PRNGKey); ``output_scale`` and ``centered`` as in ``MLP.init``."""
         if not isinstance(layer, stax.Layer):
             raise TypeError(f"layer: must be an ntkfast.stax layer, got {type(layer).__name__}")
         in_shape = _in_shape(layer, in_dim)
@@ -185,14 +150,16 @@ class ComposedNetwork:
             _, params = layer.init_fn(seed, (-1,) + in_shape)
         except MemoryError as exc:  # a W too large because of the input width: in_dim here
             raise renamed_error(exc, {"input_shape": "in_dim"}) from None
-        return cls(layer, params, in_shape if len(in_shape) > 1 else in_shape[0], _copy=False)  # fresh: no copy
+        return cls(layer, params, in_shape if len(in_shape) > 1 else in_shape[0], output_scale=output_scale,
+                   centered=centered, _copy=False)  # fresh arrays: no copy
 
     @classmethod
-    def from_params(cls, layer, params, in_dim=None) -> "ComposedNetwork":
+    def from_params(cls, layer, params, in_dim=None, *, output_scale: float = 1.0,
+                    centered: bool = False) -> "ComposedNetwork":
         """A network of ``layer`` with given parameters (neural-tangents' layout and scaling; the raw
         output of its ``init_fn`` works too). ``in_dim``: needed for networks of images (their
-        shape) or without a Dense layer."""
-        return cls(layer, params, in_dim)
+        shape) or without a Dense layer; ``output_scale`` and ``centered`` as in ``MLP.init``."""
+        return cls(layer, params, in_dim, output_scale=output_scale, centered=centered)
 
     @property
     def params(self):
@@ -210,7 +177,7 @@ class ComposedNetwork:
         return self._out_dim
 
     def __repr__(self) -> str:
-        return f"ComposedNetwork({self.layer!r}, in_dim={self.in_dim}, out_dim={self.out_dim})"
+        return f"ComposedNetwork({self.layer!r}, in_dim={self.in_dim}, out_dim={self.out_dim}{self._scale_repr()})"
 
     def _x(self, x, name: str) -> np.ndarray:
         if self._images:
@@ -225,9 +192,14 @@ class ComposedNetwork:
         return self._apply_checked(self._x(x, "x"))
 
     @_quiet
-    def _apply_checked(self, x: np.ndarray, name: str = "x") -> np.ndarray:
+    def _raw_apply(self, x: np.ndarray, name: str = "x") -> np.ndarray:
+        """The unscaled outputs fbar(x)."""
         self._forward_check(x.shape[0], f"{name}: the forward pass")
         return _overflow(ops.forward(self.layer, self._params, x, grad=False, inputs=name)[0], name)
+
+    @_quiet
+    def _apply_checked(self, x: np.ndarray, name: str = "x") -> np.ndarray:
+        return _overflow(self._scale.outputs(self._raw_apply(x, name), x), name)
 
     def ntk(self, x1, x2=None, *, trace: bool = True) -> np.ndarray:
         """Empirical NTK <df_k(x1_i)/dtheta, df_l(x2_j)/dtheta>: averaged over outputs k = l,
@@ -236,7 +208,7 @@ class ComposedNetwork:
             raise TypeError(f"trace: must be True or False, got {trace!r}")
         a = self._x(x1, "x1")
         b = None if x2 is None else self._x(x2, "x2")
-        return _overflow(self._ntk(a, b, bool(trace)), "x1" if b is None else "x1, x2")
+        return _overflow(self._scale.kernel(self._ntk(a, b, bool(trace))), "x1" if b is None else "x1, x2")
 
     @_quiet
     def _ntk(self, a: np.ndarray, b: Optional[np.ndarray], trace: bool) -> np.ndarray:
@@ -294,7 +266,9 @@ class ComposedNetwork:
 
     def copy(self) -> "ComposedNetwork":
         """An independent copy (training it leaves this network unchanged)."""
-        return ComposedNetwork(self.layer, self._params, self.in_dim)
+        new = ComposedNetwork(self.layer, self._params, self.in_dim, **self._scale.state())
+        new._params0 = self._params0  # (parameter arrays are never written into: shared)
+        return new
 
     __copy__ = copy
 
@@ -302,7 +276,8 @@ class ComposedNetwork:
         return self.copy()
 
     def __reduce__(self):
-        return (_restore, (self.layer, self.params, self.in_dim))
+        initial = None if self._params0 is None else _public(self.layer, self._params0)
+        return (_restore, (self.layer, self.params, self.in_dim, self._scale.state(), initial))
 
     def train(self, x, y, *, learning_rate: float, steps: int, x_test=None, y_test=None,
               record_every: Optional[int] = None, track_kernel: bool = False) -> finite.TrainingHistory:
@@ -313,9 +288,17 @@ class ComposedNetwork:
         x, y, xt, yt = _training_data(self, x, y, x_test, y_test)
         start = self._params
         kernel_fn = (lambda: self._ntk(x, None, True)) if track_kernel else None
-        engine = _Engine(self, self._step)
+        engine = self._scale.engine(self._raw_apply, self._step, x)
+        f0, cache0 = ops.forward(self.layer, start, x)
+
+        @_quiet
+        def gap() -> float:  # the expansion at the start, at the current parameters: one forward-mode pass
+            delta = ops.map_weighted(self.layer, _zip_trees(self.layer, self._params, start), _difference)
+            linear = f0 + ops.tangent(self.layer, start, delta, cache0, None)
+            return float(np.max(np.abs(engine.apply(x) - self._scale.outputs(linear, x, engine.initial))))
+
         return finite._train(engine, x, y, learning_rate, steps, xt, yt, record_every, kernel_fn,
-                             _norm(self.layer, start) or 1.0, lambda: _norm(self.layer, self._params, start))
+                             _norm(self.layer, start) or 1.0, lambda: _norm(self.layer, self._params, start), gap)
 
     @_quiet
     def _step(self, x, y, learning_rate: float) -> float:
@@ -342,15 +325,15 @@ class ComposedNetwork:
         y = _finite(finite._targets(y, x.shape[0], self._out_dim), "y")
         n, k = y.shape
         out, cache = ops.forward(self.layer, self._params, x)
-        residual = (y - out).reshape(-1)
-        theta = self._ntk(x, None, False).transpose(0, 2, 1, 3).reshape(n * k, n * k)
+        residual = (y - self._scale.outputs(out, x)).reshape(-1)
+        theta = self._scale.kernel(self._ntk(x, None, False)).transpose(0, 2, 1, 3).reshape(n * k, n * k)
         theta = (theta + theta.T) / 2
         try:
             factor = linalg.cholesky(theta)
         except ValueError as exc:
             raise ValueError(finite._singular_ntk_message(x, k, exc)) from None
         coefficients = linalg.cho_solve(factor, residual)
-        delta = self._vjp(self._params, cache, coefficients.reshape(n, k))
+        delta = self._vjp(self._params, cache, self._scale.alpha * coefficients.reshape(n, k))  # J = alpha Jbar
         delta = ops.map_weighted(self.layer, delta, ops.public)
         sigma_min = float(np.sqrt(max(linalg.eigvalsh(theta)[0], 0.0)))
         norm = float(np.sqrt(max(residual @ coefficients, 0.0)))
@@ -400,6 +383,12 @@ def _descend(layer, params, grads, learning_rate: float, loss: float):
     return ops.map_weighted(layer, _zip_trees(layer, params, grads), step)
 
 
+def _difference(_, pair):
+    """(W - W0, b - b0) of zipped parameter pairs."""
+    (w, b), (w0, b0) = pair
+    return w - w0, None if b is None else b - b0
+
+
 def _zip_trees(layer, a, b):
     return ops._walk(layer, _zip_walk(layer, a, b))
 
@@ -415,15 +404,8 @@ def _zip_walk(layer, a, b):
     return ()
 
 
-class _Engine:
-    """What ``finite._train`` drives: ``apply`` and ``train_step`` (the loss before the step)."""
-
-    def __init__(self, owner, step):
-        self.apply, self.train_step = owner._apply_checked, step
-
-
-def _restore_linearized(layer, params, in_dim, delta):
-    new = LinearizedComposedNetwork(ComposedNetwork(layer, params, in_dim))
+def _restore_linearized(layer, params, in_dim, delta, scale=None, initial=None):
+    new = LinearizedComposedNetwork(_restore(layer, params, in_dim, scale, initial))
     new._delta = ops.check_params(layer, delta, copy=True)
     return new
 
@@ -457,7 +439,7 @@ class LinearizedComposedNetwork:
 
     def copy(self) -> "LinearizedComposedNetwork":
         """An independent copy (training it leaves this one unchanged)."""
-        return _restore_linearized(self.layer, self._base.params, self.in_dim, self.delta)
+        return _restore_linearized(*self.__reduce__()[1])
 
     __copy__ = copy
 
@@ -465,7 +447,8 @@ class LinearizedComposedNetwork:
         return self.copy()
 
     def __reduce__(self):
-        return (_restore_linearized, (self.layer, self._base.params, self.in_dim, self.delta))
+        base = self._base.__reduce__()[1]  # (layer, params, in_dim, scale, initial)
+        return (_restore_linearized, base[:3] + (self.delta,) + base[3:])
 
     @_quiet
     def _outputs(self, x, delta, keep: bool = False):
@@ -478,8 +461,12 @@ class LinearizedComposedNetwork:
         return _overflow(f0 + ops.tangent(self.layer, self._base._params, delta, cache, None), "x"), cache
 
     @_quiet
-    def _apply_checked(self, x: np.ndarray) -> np.ndarray:
+    def _raw_apply(self, x: np.ndarray) -> np.ndarray:
         return self._outputs(x, self._delta)[0]
+
+    @_quiet
+    def _apply_checked(self, x: np.ndarray) -> np.ndarray:
+        return _overflow(self._base._scale.outputs(self._raw_apply(x), x), "x")
 
     def apply(self, x) -> np.ndarray:
         return self._apply_checked(self._base._x(x, "x"))
@@ -489,7 +476,8 @@ class LinearizedComposedNetwork:
         """Full-batch gradient descent on the linearised model (as ``LinearizedNetwork.train``)."""
         x, y, xt, yt = _training_data(self._base, x, y, x_test, y_test)
         try:
-            return finite._train(_Engine(self, self._step), x, y, learning_rate, steps, xt, yt, record_every, None,
+            engine = self._base._scale.engine(self._raw_apply, self._step, x)
+            return finite._train(engine, x, y, learning_rate, steps, xt, yt, record_every, None,
                                  _norm(self.layer, self._base._params) or 1.0, lambda: _norm(self.layer, self._delta))
         finally:
             self._cached = (None, None, None)

@@ -1,4 +1,5 @@
-"""Finite-width networks: sampling, outputs, empirical kernels, Monte Carlo, and training.
+"""Finite-width networks: sampling, outputs, empirical kernels and training (Monte Carlo kernels:
+``monte_carlo``; the output scale: ``lazy``).
 
 A network of width m has a random NTK that concentrates around the analytic one at rate
 O(1/sqrt(m)), and in the lazy regime gradient descent on it follows kernel gradient flow. The
@@ -16,8 +17,8 @@ from typing import Optional
 
 import numpy as np
 
-from . import _core, linalg
-from ._arrays import as_inputs, as_rng, as_seed_sequence
+from . import _core, lazy, linalg
+from ._arrays import as_inputs, as_rng
 from .models import MAX_WIDTH, check_mlp
 
 __all__ = ["Network", "LinearizedNetwork", "TrainingHistory", "MinNormSolution", "MonteCarloKernel",
@@ -195,8 +196,11 @@ class TrainingHistory:
     ``step`` are the recorded steps and ``time = learning_rate * step`` the matching gradient-flow
     time (as in ``ntkfast.predict``). ``train_loss`` is 0.5 * mean((f - y)^2) at every step
     0..steps; the rest are at the recorded steps: ``test_loss``, ``param_change``
-    ||theta_t - theta_0|| / ||theta_0|| and ``kernel_drift`` ||Theta_t - Theta_0||_F / ||Theta_0||_F
-    (the empirical NTK on the training inputs; zero for a linearised network).
+    ||theta_t - theta_0|| / ||theta_0||, ``kernel_drift`` ||Theta_t - Theta_0||_F / ||Theta_0||_F
+    (the empirical NTK on the training inputs; None for a linearised network) and
+    ``linearization_gap`` max_i,k |f_k(x_i; theta_t) - g_k(x_i; theta_t)| over the training inputs,
+    g the first-order Taylor expansion at theta_0 (one forward-mode pass per record; None for a
+    linearised network, where it is 0): how far training has left the kernel regime.
     """
 
     step: np.ndarray
@@ -205,6 +209,7 @@ class TrainingHistory:
     test_loss: Optional[np.ndarray]
     param_change: np.ndarray
     kernel_drift: Optional[np.ndarray]
+    linearization_gap: Optional[np.ndarray] = None
 
 
 @dataclasses.dataclass
@@ -257,7 +262,8 @@ def _loss(core, x, y, name: str, learning_rate: float) -> float:
     return float(loss)
 
 
-def _train(core, x, y, learning_rate, steps, x_test, y_test, record_every, kernel_fn, initial_norm, change_fn):
+def _train(core, x, y, learning_rate, steps, x_test, y_test, record_every, kernel_fn, initial_norm, change_fn,
+           gap_fn=None):
     steps, learning_rate = _steps(steps), _learning_rate(learning_rate)
     if steps > MAX_STEPS:
         raise ValueError(f"steps: at most {MAX_STEPS} per call (the history keeps a loss per step), got {steps}")
@@ -265,7 +271,7 @@ def _train(core, x, y, learning_rate, steps, x_test, y_test, record_every, kerne
     recorded = sorted(set(range(0, steps + 1, every)) | {steps})
     theta0 = kernel_fn() if kernel_fn is not None else None
     train_loss = np.empty(steps + 1)
-    test_loss, change, drift = [], [], []
+    test_loss, change, drift, gap = [], [], [], []
 
     def record():
         if x_test is not None:
@@ -273,6 +279,18 @@ def _train(core, x, y, learning_rate, steps, x_test, y_test, record_every, kerne
         change.append(change_fn() / initial_norm)
         if theta0 is not None:
             drift.append(np.linalg.norm(kernel_fn() - theta0) / np.linalg.norm(theta0))
+        if gap_fn is not None:
+            try:
+                value = gap_fn()
+            except ValueError as e:  # the outputs overflow: the parameters have blown up
+                if "overflow" not in str(e):
+                    raise
+                value = np.inf
+            if not np.isfinite(value):
+                raise ValueError(f"learning_rate: training diverged (the outputs on x overflow float64) at "
+                                 f"learning_rate = {learning_rate}; gradient descent on this loss is stable below "
+                                 f"ntkfast.predict.max_learning_rate(ntk_train_train, y_train.size)")
+            gap.append(value)
 
     for s in range(steps):
         if s in recorded:
@@ -289,20 +307,25 @@ def _train(core, x, y, learning_rate, steps, x_test, y_test, record_every, kerne
     step = np.array(recorded)
     return TrainingHistory(step, step * learning_rate, train_loss,
                            np.array(test_loss) if x_test is not None else None, np.array(change),
-                           np.array(drift) if theta0 is not None else None)
+                           np.array(drift) if theta0 is not None else None,
+                           np.array(gap) if gap_fn is not None else None)
 
 
-def _restore_network(mlp, params):
-    return Network(mlp, params)
-
-
-def _restore_linearized(mlp, params, delta):
-    new = LinearizedNetwork.__new__(LinearizedNetwork)
-    new.mlp, new._core = mlp, Network(mlp, params)._core.linearize(delta)
+def _restore_network(mlp, params, scale=None, initial=None):
+    new = Network(mlp, params, **(scale or {}))
+    if initial is not None:  # a centered network's initial parameters
+        new._core0 = _core.Network(mlp._spec, _as_params(initial))
     return new
 
 
-class Network:
+def _restore_linearized(mlp, params, delta, scale=None, initial=None):
+    new = LinearizedNetwork.__new__(LinearizedNetwork)
+    base = _restore_network(mlp, params, scale, initial)
+    new.mlp, new._core, new._scale = mlp, base._core.linearize(delta), base._scale
+    return new
+
+
+class Network(lazy.Scaled):
     """A finite-width network of an ``MLP`` spec (``MLP.init`` or ``Network.from_params``).
 
     Networks pickle (by their spec and parameters, e.g. for joblib or Dask); ``copy.copy`` and
@@ -311,15 +334,22 @@ class Network:
     them.
     """
 
-    def __init__(self, mlp, params):
+    def __init__(self, mlp, params, *, output_scale: float = 1.0, centered: bool = False):
         self.mlp = check_mlp(mlp)
         self._core = _core.Network(mlp._spec, _as_params(params))
+        self._scale = lazy.Scale(output_scale, centered, self._initial)
+        # centered: the outputs at these (initial) parameters are subtracted, always
+        self._core0 = self._core.copy() if self._scale.centered else None
+
+    def _initial(self, x: np.ndarray) -> np.ndarray:
+        return self._core0.apply(x)
 
     @classmethod
-    def from_params(cls, mlp, params) -> "Network":
+    def from_params(cls, mlp, params, *, output_scale: float = 1.0, centered: bool = False) -> "Network":
         """A network with given parameters: (W, b) per Dense layer in neural-tangents' layout and
-        scaling (the raw output of its ``init_fn`` works too)."""
-        return cls(mlp, params)
+        scaling (the raw output of its ``init_fn`` works too); ``output_scale`` and ``centered``
+        as in ``MLP.init``."""
+        return cls(mlp, params, output_scale=output_scale, centered=centered)
 
     @property
     def params(self) -> list:
@@ -336,11 +366,14 @@ class Network:
 
     def __repr__(self) -> str:
         widths = [w.shape[1] for w, _ in self._core.params()[:-1]]
-        return f"Network({self.mlp!r}, in_dim={self.in_dim}, widths={widths}, out_dim={self.out_dim})"
+        return (f"Network({self.mlp!r}, in_dim={self.in_dim}, widths={widths}, out_dim={self.out_dim}"
+                f"{self._scale_repr()})")
 
     def apply(self, x) -> np.ndarray:
-        """Outputs f(x), (n, out_dim)."""
-        return self._core.apply(_float_inputs(x, "x"))
+        """Outputs f(x), (n, out_dim): output_scale * (fbar(x) - fbar_0(x)) if centered, else
+        output_scale * fbar(x) (fbar: the network's last Dense layer)."""
+        x = _float_inputs(x, "x")
+        return self._scale.outputs(self._core.apply(x), x)
 
     def ntk(self, x1, x2=None, *, trace: bool = True) -> np.ndarray:
         """Empirical NTK <df_k(x1_i)/dtheta, df_l(x2_j)/dtheta>: averaged over outputs k = l,
@@ -348,17 +381,24 @@ class Network:
         if not isinstance(trace, (bool, np.bool_)):
             raise TypeError(f"trace: must be True or False, got {trace!r}")
         a = _float_inputs(x1, "x1")
-        return self._core.ntk(a, None if x2 is None else _float_inputs(x2, "x2"), trace)
+        return self._scale.kernel(self._core.ntk(a, None if x2 is None else _float_inputs(x2, "x2"), trace))
 
     def nngp(self, x1, x2=None) -> np.ndarray:
         """Empirical NNGP f(x1) f(x2)^T / out_dim."""
         a = _float_inputs(x1, "x1")
-        return self._core.nngp(a, None if x2 is None else _float_inputs(x2, "x2"))
+        b = None if x2 is None else _float_inputs(x2, "x2")
+        if not self._scale.centered:
+            return self._scale.kernel(self._core.nngp(a, b))
+        f1 = self.apply(a)
+        f2 = f1 if b is None else self.apply(b)
+        return f1 @ f2.T / self.out_dim
 
     def copy(self) -> "Network":
         """An independent copy (training it leaves this network unchanged)."""
         new = Network.__new__(Network)
         new.mlp, new._core = self.mlp, self._core.copy()
+        new._core0 = None if self._core0 is None else self._core0.copy()
+        new._scale = lazy.Scale(self._scale.alpha, self._scale.centered, new._initial)
         return new
 
     __copy__ = copy
@@ -367,7 +407,8 @@ class Network:
         return self.copy()
 
     def __reduce__(self):
-        return (_restore_network, (self.mlp, self.params))
+        initial = None if self._core0 is None else [tuple(layer) for layer in self._core0.params()]
+        return (_restore_network, (self.mlp, self.params, self._scale.state(), initial))
 
     def train(self, x, y, *, learning_rate: float, steps: int, x_test=None, y_test=None,
               record_every: Optional[int] = None, track_kernel: bool = False) -> TrainingHistory:
@@ -389,8 +430,18 @@ class Network:
         yt = None if xt is None else _targets(y_test, xt.shape[0], self.out_dim, "y_test")
         start = self._core.copy()
         kernel_fn = (lambda: self._core.ntk(x, None, True)) if track_kernel else None
-        return _train(self._core, x, y, learning_rate, steps, xt, yt, record_every, kernel_fn, start.norm(),
-                      lambda: self._core.distance(start))
+        engine = self._scale.engine(self._core.apply, self._core.train_step, x)
+
+        initial_params = start.params()
+
+        def gap() -> float:  # the expansion at the start, at the current parameters: one forward-mode pass
+            delta = [tuple(None if a is None else a - b for a, b in zip(now, then))
+                     for now, then in zip(self._core.params(), initial_params)]
+            linear = start.linearize(delta)
+            return float(np.max(np.abs(engine.apply(x) - self._scale.outputs(linear.apply(x), x, engine.initial))))
+
+        return _train(engine, x, y, learning_rate, steps, xt, yt, record_every, kernel_fn, start.norm(),
+                      lambda: self._core.distance(start), gap)
 
     def linearize(self) -> "LinearizedNetwork":
         """The first-order Taylor expansion of the network at its current parameters (theta_0 =
@@ -404,14 +455,14 @@ class Network:
         y = _targets(y, x.shape[0], self.out_dim)
         n, k = y.shape
         residual = (y - self.apply(x)).reshape(-1)
-        theta = self._core.ntk(x, None, False).transpose(0, 2, 1, 3).reshape(n * k, n * k)
+        theta = self._scale.kernel(self._core.ntk(x, None, False)).transpose(0, 2, 1, 3).reshape(n * k, n * k)
         theta = (theta + theta.T) / 2
         try:
             factor = linalg.cholesky(theta)
         except ValueError as exc:  # the core's "a: is not positive definite ... add diag_reg" (no diag_reg here)
             raise ValueError(_singular_ntk_message(x, k, exc)) from None
         coefficients = linalg.cho_solve(factor, residual)
-        delta = self._core.vjp(x, coefficients.reshape(n, k))
+        delta = self._core.vjp(x, self._scale.alpha * coefficients.reshape(n, k))  # J = output_scale * Jbar
         sigma_min = float(np.sqrt(max(linalg.eigvalsh(theta)[0], 0.0)))
         norm = float(np.sqrt(max(residual @ coefficients, 0.0)))
         r = float(np.linalg.norm(residual))
@@ -427,6 +478,7 @@ class LinearizedNetwork:
     def __init__(self, network: Network):
         self.mlp = network.mlp
         self._core = network._core.linearize()
+        self._scale = network.copy()._scale  # (centered: the network's initial outputs, kept)
 
     @property
     def out_dim(self) -> int:
@@ -435,7 +487,7 @@ class LinearizedNetwork:
     def copy(self) -> "LinearizedNetwork":
         """An independent copy (training it leaves this one unchanged)."""
         new = LinearizedNetwork.__new__(LinearizedNetwork)
-        new.mlp, new._core = self.mlp, self._core.copy()
+        new.mlp, new._core, new._scale = self.mlp, self._core.copy(), self._scale  # (the scale is immutable)
         return new
 
     __copy__ = copy
@@ -445,10 +497,13 @@ class LinearizedNetwork:
 
     def __reduce__(self):
         base = [tuple(layer) for layer in self._core.base().params()]
-        return (_restore_linearized, (self.mlp, base, self.delta))
+        initial = self._scale.initial.__self__ if self._scale.centered else None  # the network it came from
+        params0 = None if initial is None else [tuple(layer) for layer in initial._core0.params()]
+        return (_restore_linearized, (self.mlp, base, self.delta, self._scale.state(), params0))
 
     def apply(self, x) -> np.ndarray:
-        return self._core.apply(_float_inputs(x, "x"))
+        x = _float_inputs(x, "x")
+        return self._scale.outputs(self._core.apply(x), x)
 
     @property
     def delta(self) -> list:
@@ -462,90 +517,9 @@ class LinearizedNetwork:
         y = _targets(y, x.shape[0], self.out_dim)
         xt = None if x_test is None else _float_inputs(x_test, "x_test")
         yt = None if xt is None else _targets(y_test, xt.shape[0], self.out_dim, "y_test")
-        return _train(self._core, x, y, learning_rate, steps, xt, yt, record_every, None, self._core.base_norm(),
+        engine = self._scale.engine(self._core.apply, self._core.train_step, x)
+        return _train(engine, x, y, learning_rate, steps, xt, yt, record_every, None, self._core.base_norm(),
                       self._core.delta_norm)
 
 
-@dataclasses.dataclass
-class MonteCarloKernel:
-    """Kernels averaged over ``n_samples`` sampled networks, with their elementwise standard errors
-    (the sample standard deviation over networks / sqrt(n_samples)): what ``monte_carlo_kernel``
-    returns for a tuple ``get``. Kernels not in ``get`` are None, and so are the standard errors
-    of a single network (n_samples=1: no spread to estimate). Unpacks in the order of ``get``, as
-    neural-tangents' namedtuple: ``nngp, ntk = monte_carlo_kernel(...)``."""
-
-    nngp: Optional[np.ndarray]
-    ntk: Optional[np.ndarray]
-    nngp_stderr: Optional[np.ndarray]
-    ntk_stderr: Optional[np.ndarray]
-    n_samples: int
-    get: tuple = ("nngp", "ntk")
-
-    def __iter__(self):
-        return (getattr(self, name) for name in self.get)
-
-
-def monte_carlo_kernel(mlp, x1, x2=None, *, width: Optional[int] = None, n_samples: int, out_dim: Optional[int] = None,
-                       seed=0, get=("nngp", "ntk")):
-    """Empirical NNGP / NTK averaged over ``n_samples`` networks drawn from ``seed``
-    (neural-tangents' ``monte_carlo_kernel_fn``): ``mlp`` an ``MLP`` (hidden layers of ``width``,
-    ``out_dim`` outputs, default 1), or an ``ntkfast.stax`` network, whose widths are its layers'
-    (its inputs may be images).
-
-    ``get`` follows ``MLP.kernel``: a string (``"nngp"`` or ``"ntk"``) returns that averaged
-    kernel as an array; a tuple returns a ``MonteCarloKernel`` with the requested kernels and their
-    elementwise standard errors (``.ntk_stderr``, ...). The network for sample i is drawn from the
-    i-th child of ``SeedSequence(seed)``. Mean and variance are accumulated in one streaming pass
-    (Welford's update: no cancellation when the spread is small next to the mean), so memory is a
-    few kernels whatever ``n_samples``.
-    """
-    from . import composed, stax
-
-    single = isinstance(get, str)
-    requested = (get,) if single else tuple(get) if isinstance(get, (tuple, list)) else ()
-    if not requested or any(g not in ("nngp", "ntk") for g in requested):
-        raise ValueError(f"get: must be 'nngp', 'ntk' or a tuple of them, got {get!r}")
-    names = tuple(dict.fromkeys(requested))  # each kernel accumulated once
-    n_samples = _positive_int(n_samples, "n_samples")
-    seeds = as_seed_sequence(seed)
-    if isinstance(mlp, stax.Layer):
-        if width is not None or out_dim is not None:
-            raise ValueError("width, out_dim: an ntkfast.stax network's widths are its layers' (Dense(out_dim), "
-                             "Conv(out_chan)): leave width and out_dim unset")
-        a, b, in_dim = composed.sampling_inputs(mlp, x1, x2)
-
-        def draw(rng):
-            net = composed.ComposedNetwork.initialize(mlp, in_dim, rng)
-            return lambda g: net.nngp(a, b) if g == "nngp" else net.ntk(a, b)
-    else:
-        mlp = check_mlp(mlp)
-        if width is None:
-            raise TypeError("width: monte_carlo_kernel of an MLP needs the width of its hidden layers")
-        width = _positive_int(width, "width", MAX_WIDTH)
-        out_dim = _positive_int(1 if out_dim is None else out_dim, "out_dim", MAX_WIDTH)
-        a = _float_inputs(x1, "x1")
-        b = None if x2 is None else _float_inputs(x2, "x2")
-        if b is not None and b.shape[1] != a.shape[1]:
-            raise ValueError(f"x2: has {b.shape[1]} features but x1 has {a.shape[1]}")
-
-        def draw(rng):
-            net = Network(mlp, init_params(mlp, a.shape[1], width, out_dim, rng))
-            return lambda g: net._core.nngp(a, b) if g == "nngp" else net._core.ntk(a, b, True)
-    mean: dict = {}
-    m2: dict = {}  # sum of squared deviations from the running mean
-    for count, child in enumerate(seeds.spawn(n_samples), start=1):
-        kernel = draw(np.random.default_rng(child))
-        for g in names:
-            k = kernel(g)
-            if count == 1:
-                mean[g], m2[g] = k, np.zeros_like(k)
-                continue
-            delta = k - mean[g]
-            mean[g] += delta / count
-            k -= mean[g]  # now the deviation from the updated mean
-            m2[g] += delta * k
-    if single:
-        return mean[get]
-    stderr = {g: np.sqrt(m2[g] / (n_samples - 1) / n_samples) if n_samples > 1 else None for g in names}
-    return MonteCarloKernel(mean.get("nngp"), mean.get("ntk"), stderr.get("nngp"), stderr.get("ntk"), n_samples,
-                            requested)
+from .monte_carlo import MonteCarloKernel, monte_carlo_kernel  # noqa: E402, F401 (its home before)

@@ -286,9 +286,17 @@ class MLP(KernelMethods):
     def _core_model(self):
         return self._model
 
-    def init(self, in_dim: int, *, width: int, out_dim: int = 1, seed=0):
+    def init(self, in_dim: int, *, width: int, out_dim: int = 1, seed=0, output_scale: float = 1.0,
+             centered: bool = False):
         """A finite-width ``Network`` of this spec, its weights drawn by NumPy's Generator from
-        ``seed`` in neural-tangents' layout and scaling (see ``ntkfast.finite.init_params``)."""
+        ``seed`` in neural-tangents' layout and scaling (see ``ntkfast.finite.init_params``).
+
+        ``output_scale`` alpha and ``centered``: the network computes alpha * (fbar(x) - fbar_0(x))
+        (centered: minus its outputs at these initial weights) or alpha * fbar(x); its empirical
+        NTK is alpha^2 times fbar's, so ``train(learning_rate=eta / alpha**2)`` follows the same
+        function-space time for every alpha while the weights move ~1/alpha as far (lazy training,
+        Chizat, Oyallon & Bach 2018)."""
         from .finite import Network, init_params
 
-        return Network(self, init_params(self, in_dim, width, out_dim, seed))
+        return Network(self, init_params(self, in_dim, width, out_dim, seed), output_scale=output_scale,
+                       centered=centered)

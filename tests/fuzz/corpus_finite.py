@@ -36,8 +36,26 @@ def diverging(name: str, setup: str, lr: str, model: str = "net", targets: str =
 
 PAIR = "[(np.ones((3, 4)), np.zeros(4)), (np.ones((4, 1)), np.zeros(1))]"
 
+SCALED = SPEC + "net = m.init(3, width=8, out_dim=2, seed=0, output_scale={alpha}, centered={centered})\n"
+
 CASES = [
     F("init_apply", NET + "net.apply(X)", ok()),
+    diverging("scaled_lr_1e8", SCALED.format(alpha=10.0, centered=True), "1e8"),
+    # the output scale (lazy training): finite or named
+    F("scaled_centered_everything", SCALED.format(alpha=8.0, centered=True) + "h = net.train(X, Y, learning_rate=1e-3, "
+      "steps=3)\nlin = net.linearize()\n(net.apply(X), net.ntk(X, X2), net.nngp(X), net.min_norm_solution(X[:2], "
+      "Y[:2]).norm, lin.apply(X2), h)", ok()),
+    F("scaled_1e300_apply", SCALED.format(alpha=1e300, centered=False) + "net.apply(X)",
+      (ok(), raises("ValueError", "output_scale"))),
+    F("scaled_1e200_ntk", SCALED.format(alpha=1e200, centered=True) + "net.ntk(X)", raises("ValueError", "output_scale")),
+    F("scaled_zero", SCALED.format(alpha=0.0, centered=False), raises("ValueError", "output_scale")),
+    F("scaled_inf", SCALED.format(alpha="float('inf')", centered=False), raises("ValueError", "output_scale")),
+    F("scaled_str", SCALED.format(alpha="'2'", centered=False), raises("TypeError", "output_scale")),
+    F("centered_str", SCALED.format(alpha=1.0, centered="'yes'"), raises("TypeError", "centered")),
+    F("scaled_composed_cnn", "from ntkfast import stax\nnet = stax.serial(stax.Conv(3, (2, 2)), stax.Relu(), "
+      "stax.Flatten(), stax.Dense(1)).init((3, 3, 1), output_scale=4.0, centered=True)\n"
+      "imgs = np.random.default_rng(0).standard_normal((3, 3, 3, 1))\n"
+      "(net.train(imgs, np.ones(3), learning_rate=0.01, steps=2), net.ntk(imgs), net.apply(imgs))", ok()),
     F("ntk", NET + "(net.ntk(X), net.ntk(X, X2), net.ntk(X2, X, trace=False))", ok()),
     F("nngp", NET + "(net.nngp(X), net.nngp(X, X2))", ok()),
     F("params_repr", NET + "(net.params, repr(net), net.in_dim, net.out_dim)", ok()),

@@ -115,11 +115,13 @@ class Layer(KernelMethods):
     def _core_model(self):
         return self._compiled()
 
-    def init(self, in_dim: int, *, seed=0):
-        """A finite-width ``ComposedNetwork`` of this spec, its weights drawn from ``seed``."""
+    def init(self, in_dim, *, seed=0, output_scale: float = 1.0, centered: bool = False):
+        """A finite-width ``ComposedNetwork`` of this spec, its weights drawn from ``seed``;
+        ``in_dim``: the input width, or the images' shape (height, width, channels);
+        ``output_scale`` and ``centered`` as in ``MLP.init``."""
         from .. import composed
 
-        return composed.ComposedNetwork.initialize(self, in_dim, seed)
+        return composed.ComposedNetwork.initialize(self, in_dim, seed, output_scale=output_scale, centered=centered)
 
     def __reduce__(self):
         return (type(self)._rebuild, (self._state(),))
