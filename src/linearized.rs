@@ -67,7 +67,7 @@ impl Linearized {
             return Err(diverged(loss, learning_rate));
         }
         let deltas = self.base.preactivation_grads(&fwd, (residual / size).view());
-        descend_along(self.base.scales(), &mut self.delta, &fwd, &deltas, learning_rate)
+        descend_along(&self.base.gradient_scales(), &mut self.delta, &fwd, &deltas, learning_rate)
             .ok_or_else(|| diverged(loss, learning_rate))?;
         Ok(loss)
     }

@@ -40,6 +40,8 @@ pub struct Network {
     pub layers: Vec<DenseParams>,
     /// (w_scale, b_scale) per layer.
     scales: Vec<(f64, f64)>,
+    /// Whether each layer trains (a frozen layer has zero gradients and no share of the NTK).
+    trainable: Vec<bool>,
     pub activation: Activation,
     /// phi (and maybe phi') when `activation` is a numerical activation with an external function.
     external: Option<ExternalFn>,
@@ -91,8 +93,10 @@ impl Network {
             return Err(Error::invalid("activation", "a numerical activation needs its function"));
         }
         let mut scales = Vec::with_capacity(layers.len());
+        let mut trainable = Vec::with_capacity(layers.len());
         for (l, layer) in layers.iter().enumerate() {
             let dense = if l < mlp.depth { mlp.hidden } else { mlp.readout };
+            trainable.push(dense.trainable);
             let (fan_in, fan_out) = layer.w.dim();
             if fan_in == 0 || fan_out == 0 {
                 return Err(Error::invalid("params", format!("layer {l}: W has an empty shape ({fan_in}, {fan_out})")));
@@ -131,7 +135,8 @@ impl Network {
                 Parameterization::Standard { .. } => (1.0, 1.0),
             });
         }
-        Ok(Network { layers, scales, activation: mlp.activation, external: external.filter(|_| needs_external) })
+        let external = external.filter(|_| needs_external);
+        Ok(Network { layers, scales, trainable, activation: mlp.activation, external })
     }
 
     pub fn in_dim(&self) -> usize {
@@ -257,13 +262,14 @@ impl Network {
         deltas
     }
 
-    /// The gradient w.r.t. every parameter of sum_i g_i . f(x_i) (J^T g), g of shape (n, out_dim).
+    /// The gradient w.r.t. every parameter of sum_i g_i . f(x_i) (J^T g), g of shape (n, out_dim);
+    /// zero for a frozen layer's.
     pub fn backward(&self, fwd: &Forward, g: ArrayView2<f64>) -> Vec<DenseParams> {
         self.preactivation_grads(fwd, g)
             .iter()
             .enumerate()
             .map(|(layer, delta)| {
-                let (w_scale, b_scale) = self.scales[layer];
+                let (w_scale, b_scale) = if self.trainable[layer] { self.scales[layer] } else { (0.0, 0.0) };
                 let w = matmul_scaled(fwd.inputs[layer].t(), delta.view(), w_scale).expect("shapes");
                 let b = self.layers[layer].b.as_ref().map(|_| delta.sum_axis(Axis(0)) * b_scale);
                 DenseParams { w, b }
@@ -332,8 +338,16 @@ impl Network {
         &self.scales
     }
 
-    /// (w_scale^2, b_scale^2) of layer l: its weight and bias terms in the NTK.
+    /// (w_scale, b_scale) of every layer's gradient: its scales, zero for a frozen layer.
+    pub fn gradient_scales(&self) -> Vec<(f64, f64)> {
+        self.scales.iter().zip(&self.trainable).map(|(&s, &t)| if t { s } else { (0.0, 0.0) }).collect()
+    }
+
+    /// (w_scale^2, b_scale^2) of layer l: its weight and bias terms in the NTK (zero if frozen).
     pub fn ntk_weights(&self, layer: usize) -> (f64, f64) {
+        if !self.trainable[layer] {
+            return (0.0, 0.0);
+        }
         let (w, b) = self.scales[layer];
         (w * w, if self.layers[layer].b.is_some() { b * b } else { 0.0 })
     }
@@ -393,7 +407,7 @@ pub fn gradient_step(
     }
     // The deltas are taken through the old weights, then the update goes into them.
     let deltas = net.preactivation_grads(&fwd, (residual / size).view());
-    descend_along(&net.scales, &mut net.layers, &fwd, &deltas, learning_rate)
+    descend_along(&net.gradient_scales(), &mut net.layers, &fwd, &deltas, learning_rate)
         .ok_or_else(|| diverged(loss, learning_rate))?;
     Ok(loss)
 }

@@ -15,11 +15,13 @@ pub enum Parameterization {
     Standard { width: usize },
 }
 
-/// One Dense layer's initialisation scales. `b_std = None` means the layer has no bias.
+/// One Dense layer's initialisation scales. `b_std = None` means the layer has no bias;
+/// `trainable = false` freezes its parameters (they add nothing to the NTK).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Dense {
     pub w_std: f64,
     pub b_std: Option<f64>,
+    pub trainable: bool,
 }
 
 impl Dense {
@@ -30,7 +32,18 @@ impl Dense {
         if let Some(b) = b_std.filter(|b| !(b.is_finite() && *b >= 0.0)) {
             return Err(Error::invalid(b_name, format!("must be None or a finite number >= 0, got {b}")));
         }
-        Ok(Dense { w_std, b_std })
+        Ok(Dense { w_std, b_std, trainable: true })
+    }
+
+    /// The layer with `trainable` set.
+    pub fn with_trainable(self, trainable: bool) -> Self {
+        Dense { trainable, ..self }
+    }
+
+    /// (ntk_alpha, ntk_beta) of its `DenseStep`: the layer's own parameters' share of the NTK, zero
+    /// when it is frozen.
+    pub fn ntk_terms(&self, alpha: f64, beta: f64) -> (f64, f64) {
+        if self.trainable { (alpha, beta) } else { (0.0, 0.0) }
     }
 }
 

@@ -27,7 +27,8 @@ import ntkfast
 from ntkfast import stax
 from ntkfast.composed import ComposedNetwork
 from finite_numpy import NumpyMLP
-from test_composed import _gd_on_linear_model, _jacobian, _leaves, _rel
+from ntkfast.composed import apply
+from test_composed import _gd_on_linear_model, _jacobian, _leaves, _rel, _with_vector
 
 
 def _relu(z):
@@ -127,12 +128,13 @@ def test_linearized_scaled_network_is_gradient_descent_on_the_linear_model(kind)
 def test_parameters_and_linearization_gap_fall_like_one_over_alpha(kind):
     """Lazy training: learning rate eta / alpha^2 (eta half the largest stable rate of the unscaled
     network) for 100 steps, one gradient-flow time; from alpha = 1 to 8 the parameters move 8x
-    less and the gap to the linearisation (alpha beta ||dtheta||^2 ~ 1/alpha) falls 8x too, within
-    30% (measured 8.01x and 6.83x for erf; ReLU's kinks make its gap fall faster, 14.7x), while the
+    less and the gap to the linearisation (alpha beta ||dtheta||^2 ~ 1/alpha) and beta / sigma^2 fall
+    8x too, within 30% (measured 8.01x, 6.83x and 7.81x for erf; ReLU's kinks make its gap fall
+    faster, 14.7x), while the
     outputs reach the same values; the minimum-norm solution's norm is exactly 1/alpha as large."""
     x = _x(8, 14)
     y = np.sin(x.sum(1, keepdims=True))
-    moved, gaps, outputs, norms = {}, {}, {}, {}
+    moved, gaps, outputs, norms, ratios = {}, {}, {}, {}, {}
     for alpha in (1.0, 8.0):
         if kind == "core":
             net = ntkfast.MLP(2, "erf", W_std=1.5, b_std=0.1).init(3, width=256, seed=0, output_scale=alpha,
@@ -143,11 +145,13 @@ def test_parameters_and_linearization_gap_fall_like_one_over_alpha(kind):
             net = wide.init(3, seed=0, output_scale=alpha, centered=True)
         eta = y.size / np.linalg.eigvalsh(net.ntk(x) / alpha**2)[-1]
         norms[alpha] = net.min_norm_solution(x, y).norm
+        ratios[alpha] = net.validity(x, y).beta_over_sigma2
         history = net.train(x, y, learning_rate=eta / alpha**2, steps=100, record_every=50)
         moved[alpha], gaps[alpha] = history.param_change[-1], history.linearization_gap[-1]
         outputs[alpha] = net.apply(x)
         assert history.linearization_gap[0] == 0 < history.linearization_gap[-1]
-    for what, ratio in (("param_change", moved[1.0] / moved[8.0]), ("linearization_gap", gaps[1.0] / gaps[8.0])):
+    for what, ratio in (("param_change", moved[1.0] / moved[8.0]), ("linearization_gap", gaps[1.0] / gaps[8.0]),
+                        ("beta / sigma^2", ratios[1.0] / ratios[8.0])):
         assert 8 / 1.3 < ratio < 8 * 1.3, (what, ratio)
     assert norms[1.0] / norms[8.0] == pytest.approx(8.0, rel=1e-9)
     assert np.abs(outputs[1.0] - outputs[8.0]).max() < 0.02 * np.abs(outputs[8.0]).max()  # measured: 0.3%
@@ -171,6 +175,33 @@ def test_linearization_gap_is_the_distance_to_the_taylor_expansion():
             np.concatenate([leaf.reshape(-1) for leaf in _leaves(tree)])
         want = np.abs(net.apply(x) - (f0 + jac @ delta)).max()
         assert history.linearization_gap[-1] == pytest.approx(want, rel=1e-5)  # measured: 1e-8
+
+
+@pytest.mark.parametrize("alpha", [1.0, 4.0])
+def test_validity_against_finite_differences(alpha):
+    """sigma_min(J0), beta = ||J(theta0 + dtheta) - J(theta0)||_2 / ||dtheta|| and the gap
+    ||f(theta0 + dtheta) - y||, with J by central differences and dtheta the minimum-norm change;
+    the Rust core's network and the composed one on the same parameters agree."""
+    layer = stax.serial(stax.Dense(6, W_std=1.4, b_std=0.2), stax.Gelu(), stax.Dense(2, W_std=1.2, b_std=0.1))
+    x, y = _x(3, 18), np.random.default_rng(19).standard_normal((3, 2))
+    net = layer.init(3, seed=3, output_scale=alpha)
+    got = net.validity(x, y, iterations=200)
+    theta0, delta = (np.concatenate([leaf.reshape(-1) for leaf in _leaves(tree)])
+                     for tree in (net.params, net.min_norm_solution(x, y).delta))
+    moved = _with_vector(net.params, theta0 + delta)
+    j0, j1 = (alpha * _jacobian(layer, params, x).reshape(y.size, -1) for params in (net.params, moved))
+    beta = np.linalg.norm(j1 - j0, 2) / np.linalg.norm(delta)
+    sigma = np.linalg.svd(j0, compute_uv=False)[-1]
+    assert got.beta == pytest.approx(beta, rel=1e-6) and got.sigma_min == pytest.approx(sigma, rel=1e-6)
+    assert got.delta_norm == pytest.approx(np.linalg.norm(delta), rel=1e-10) and got.delta_norm <= got.bound
+    assert got.measured_gap == pytest.approx(np.linalg.norm(alpha * apply(layer, moved, x) - y), rel=1e-10)
+    assert got.predicted_gap == pytest.approx(got.beta * got.delta_norm**2 / 2, rel=1e-12)
+    assert got.beta_over_sigma2 == pytest.approx(got.beta / got.sigma_min**2, rel=1e-12)
+    mlp = ntkfast.MLP(1, "gelu", W_std=1.4, b_std=0.2, readout_W_std=1.2, readout_b_std=0.1)
+    core = ntkfast.Network.from_params(mlp, [net.params[0], net.params[2]], output_scale=alpha).validity(
+        x, y, iterations=200)
+    for field in ("sigma_min", "delta_norm", "beta", "measured_gap"):
+        assert getattr(core, field) == pytest.approx(getattr(got, field), rel=1e-8), field
 
 
 def test_copies_and_pickles_keep_the_scale_and_the_initial_outputs():

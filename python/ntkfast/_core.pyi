@@ -4,10 +4,10 @@ import numpy as np
 
 __version__: str
 
-# ("dense", out_dim, W_std, b_std, parameterization) | ("activation", name, params, function, label)
+# ("dense", out_dim, W_std, b_std, parameterization, trainable) | ("activation", name, params, function, label)
 # | ("layernorm", eps, (over_heights, over_widths)) | ("identity",) | ("fanout", num) | ("faninsum",)
 # | ("faninprod",) | ("serial", [LayerTree, ...]) | ("parallel", [LayerTree, ...])
-# | ("conv", out_chan, (fh, fw), (sh, sw), padding, W_std, b_std, parameterization)
+# | ("conv", out_chan, (fh, fw), (sh, sw), padding, W_std, b_std, parameterization, trainable)
 # | ("avgpool", (wh, ww), (sh, sw), padding, normalize_edges) | ("globalavgpool",) | ("flatten",)
 LayerTree = Tuple[Any, ...]
 Function = Optional[Tuple[Callable[[np.ndarray], np.ndarray], Optional[Callable[[np.ndarray], np.ndarray]]]]
@@ -26,6 +26,7 @@ class MlpSpec:
         parameterization: str,
         width: Optional[int] = None,
         function: Function = None,
+        train_readout: bool = True,
     ) -> None: ...
     def model(self) -> "Model": ...
 

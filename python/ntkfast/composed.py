@@ -17,7 +17,7 @@ from typing import Optional
 import numpy as np
 
 from . import composed_ops as ops
-from . import empirical, finite, lazy, linalg, stax
+from . import empirical, finite, lazy, linalg, stax, training, validity
 from ._arrays import renamed_error
 from .composed_inputs import _images, _in_shape, _inputs
 
@@ -223,6 +223,9 @@ class ComposedNetwork(lazy.Scaled):
         theta = np.zeros((n1, n2) if trace else (n1, n2, k, k))
 
         def visit(layer, p, h, g):
+            if not layer.trainable:  # a frozen layer's parameters have no share
+                return
+
             def check(nbytes):
                 ops.check_memory(nbytes, f"{names}: the empirical NTK of {layer!r}")
 
@@ -255,6 +258,8 @@ class ComposedNetwork(lazy.Scaled):
         grads = {}
 
         def visit(layer, p, h, gg):
+            if not layer.trainable:  # frozen: zero gradients (filled in below)
+                return
             w_scale, b_scale = ops.scales(layer, p[0])
             gw = h.reshape(-1, h.shape[-1]).T @ gg[0].reshape(-1, gg.shape[-1])
             gw *= w_scale
@@ -280,7 +285,7 @@ class ComposedNetwork(lazy.Scaled):
         return (_restore, (self.layer, self.params, self.in_dim, self._scale.state(), initial))
 
     def train(self, x, y, *, learning_rate: float, steps: int, x_test=None, y_test=None,
-              record_every: Optional[int] = None, track_kernel: bool = False) -> finite.TrainingHistory:
+              record_every: Optional[int] = None, track_kernel: bool = False) -> training.TrainingHistory:
         """Full-batch gradient descent on 0.5 * mean((f(x) - y)^2), in place (as ``Network.train``):
         the gradient J^T (f - y) / (n out_dim) by reverse mode; ``track_kernel=True`` records the
         drift of the empirical NTK on ``x``. A step that would make a parameter non-finite raises
@@ -293,11 +298,11 @@ class ComposedNetwork(lazy.Scaled):
 
         @_quiet
         def gap() -> float:  # the expansion at the start, at the current parameters: one forward-mode pass
-            delta = ops.map_weighted(self.layer, _zip_trees(self.layer, self._params, start), _difference)
+            delta = ops.combine(self.layer, self._params, start, lambda now, then: now - then)
             linear = f0 + ops.tangent(self.layer, start, delta, cache0, None)
             return float(np.max(np.abs(engine.apply(x) - self._scale.outputs(linear, x, engine.initial))))
 
-        return finite._train(engine, x, y, learning_rate, steps, xt, yt, record_every, kernel_fn,
+        return training._train(engine, x, y, learning_rate, steps, xt, yt, record_every, kernel_fn,
                              _norm(self.layer, start) or 1.0, lambda: _norm(self.layer, self._params, start), gap)
 
     @_quiet
@@ -340,6 +345,34 @@ class ComposedNetwork(lazy.Scaled):
         r = float(np.linalg.norm(residual))
         return finite.MinNormSolution(delta, norm, r / sigma_min if sigma_min > 0 else np.inf, r, sigma_min)
 
+    @_quiet
+    def validity(self, x, y, *, iterations: int = 30, seed=0) -> "validity.Validity":
+        """As ``Network.validity``: how far the linearisation at the current parameters can be
+        trusted on (x, y) (``ntkfast.validity``)."""
+        x = self._x(x, "x")
+        y = _finite(finite._targets(y, x.shape[0], self._out_dim), "y")
+        solution = self.min_norm_solution(x, y)
+        change = ops.check_params(self.layer, solution.delta)
+        moved = ops.combine(self.layer, self._params, change, lambda p, d: p + d)
+        pairs0 = [p for _, p in ops.weighted_params(self.layer, self._params)]
+        alpha = self._scale.alpha
+
+        def tree(v):
+            pairs = iter(validity.unflatten(v, pairs0))
+            return ops.map_weighted(self.layer, self._params, lambda _, p: next(pairs))
+
+        def at(params):
+            f, cache = ops.forward(self.layer, params, x)
+            jvp = lambda v: alpha * ops.tangent(self.layer, params, tree(v), cache, None)  # noqa: E731
+            vjp = lambda u: alpha * validity.flatten(  # noqa: E731
+                [p for _, p in ops.weighted_params(self.layer, self._vjp(params, cache, u))])
+            return jvp, vjp, f
+
+        jvp0, vjp0, _ = at(self._params)
+        jvp1, vjp1, f1 = at(moved)
+        return validity.estimate(solution, jvp0, vjp0, jvp1, vjp1, self._scale.outputs(f1, x), y,
+                                 validity.flatten(pairs0).size, iterations, seed)
+
 
 def _training_data(net, x, y, x_test, y_test):
     x = net._x(x, "x")
@@ -372,36 +405,14 @@ def _diverged(loss: float, learning_rate: float) -> ValueError:
 
 def _descend(layer, params, grads, learning_rate: float, loss: float):
     """params - learning_rate * grads, or the diverged error if an entry would not be finite."""
-    def step(_, pair):
-        (w, b), (gw, gb) = pair
+    def step(p, g):
         with np.errstate(over="ignore", invalid="ignore"):
-            new = (w - learning_rate * gw, None if b is None else b - learning_rate * gb)
-        if not (np.isfinite(new[0]).all() and (new[1] is None or np.isfinite(new[1]).all())):
+            new = p - learning_rate * g
+        if not np.isfinite(new).all():
             raise _diverged(loss, learning_rate)
         return new
 
-    return ops.map_weighted(layer, _zip_trees(layer, params, grads), step)
-
-
-def _difference(_, pair):
-    """(W - W0, b - b0) of zipped parameter pairs."""
-    (w, b), (w0, b0) = pair
-    return w - w0, None if b is None else b - b0
-
-
-def _zip_trees(layer, a, b):
-    return ops._walk(layer, _zip_walk(layer, a, b))
-
-
-def _zip_walk(layer, a, b):
-    if isinstance(layer, ops.WEIGHTED):
-        return (a, b)
-    if isinstance(layer, (stax.Serial, stax.Parallel)):
-        out = []
-        for c, x, y in zip(layer.layers, a, b):
-            out.append((yield _zip_walk(c, x, y)))
-        return tuple(out)
-    return ()
+    return ops.combine(layer, params, grads, step)
 
 
 def _restore_linearized(layer, params, in_dim, delta, scale=None, initial=None):
@@ -472,12 +483,12 @@ class LinearizedComposedNetwork:
         return self._apply_checked(self._base._x(x, "x"))
 
     def train(self, x, y, *, learning_rate: float, steps: int, x_test=None, y_test=None,
-              record_every: Optional[int] = None) -> finite.TrainingHistory:
+              record_every: Optional[int] = None) -> training.TrainingHistory:
         """Full-batch gradient descent on the linearised model (as ``LinearizedNetwork.train``)."""
         x, y, xt, yt = _training_data(self._base, x, y, x_test, y_test)
         try:
             engine = self._base._scale.engine(self._raw_apply, self._step, x)
-            return finite._train(engine, x, y, learning_rate, steps, xt, yt, record_every, None,
+            return training._train(engine, x, y, learning_rate, steps, xt, yt, record_every, None,
                                  _norm(self.layer, self._base._params) or 1.0, lambda: _norm(self.layer, self._delta))
         finally:
             self._cached = (None, None, None)

@@ -169,6 +169,27 @@ def _map_weighted(layer, params, fn):
     return ()
 
 
+def combine(layer, a, b, fn):
+    """The parameter tree whose every W and b is ``fn(entry of a, entry of b)`` (a None bias stays
+    None), for two trees ``a`` and ``b`` of ``layer``."""
+    def pair(_, zipped):
+        (wa, ba), (wb, bb) = zipped
+        return fn(wa, wb), None if ba is None else fn(ba, bb)
+
+    return map_weighted(layer, _walk(layer, _zip(layer, a, b)), pair)
+
+
+def _zip(layer, a, b):
+    if isinstance(layer, WEIGHTED):
+        return (a, b)
+    if isinstance(layer, (stax.Serial, stax.Parallel)):
+        out = []
+        for child, x, y in zip(layer.layers, a, b):
+            out.append((yield _zip(child, x, y)))
+        return tuple(out)
+    return ()
+
+
 def _walk(layer, walk):
     """The value of ``walk``, a pass over the tree of ``layer`` written as a generator that yields
     its recursive calls (``stax.run_nested``): no Python recursion, so trees nested deeper than

@@ -225,6 +225,10 @@ class MLP(KernelMethods):
         width: hidden-layer width; required by ``"standard"``, unused by ``"ntk"`` kernels.
         readout_W_std, readout_b_std: the readout layer's scales; default to ``W_std`` and
             ``b_std``. ``readout_b_std=None`` explicitly means no readout bias.
+        train_readout: ``False`` freezes the readout: it keeps its initial weights in training,
+            its parameters add nothing to the NTK (analytic: NTK - NNGP in "ntk"), nor to the
+            empirical NTK of finite networks (the two-layer network with fixed output weights of
+            Du et al. 2019 and Arora et al. 2019).
     """
 
     def __init__(
@@ -238,6 +242,7 @@ class MLP(KernelMethods):
         width: Optional[int] = None,
         readout_W_std=_SAME,
         readout_b_std=_SAME,
+        train_readout: bool = True,
     ):
         self.depth = _integer(depth, "depth", 0, MAX_DEPTH)
         self.activation = _activations.get(activation)
@@ -249,6 +254,9 @@ class MLP(KernelMethods):
         self.width = None if width is None else _integer(width, "width", 1, MAX_WIDTH)
         self.readout_W_std = self.W_std if readout_W_std is _SAME else _real(readout_W_std, "readout_W_std", allow_none=False)
         self.readout_b_std = self.b_std if readout_b_std is _SAME else _real(readout_b_std, "readout_b_std", allow_none=True)
+        if not isinstance(train_readout, (bool, np.bool_)):
+            raise TypeError(f"train_readout: must be True or False, got {train_readout!r}")
+        self.train_readout = bool(train_readout)
         name, params = self.activation._core_spec()
         function = getattr(self.activation, "_core_function", lambda: None)()
         # The core validates values (W_std > 0, b_std >= 0, width given for "standard", ...).
@@ -263,13 +271,15 @@ class MLP(KernelMethods):
             self.parameterization,
             self.width,
             function,
+            self.train_readout,
         )
         self._model = self._spec.model()  # the serial stack of layers, for the kernels
 
     def __reduce__(self):
         """Pickles by its arguments (the compiled spec is rebuilt on loading)."""
         kwargs = dict(W_std=self.W_std, b_std=self.b_std, parameterization=self.parameterization, width=self.width,
-                      readout_W_std=self.readout_W_std, readout_b_std=self.readout_b_std)
+                      readout_W_std=self.readout_W_std, readout_b_std=self.readout_b_std,
+                      train_readout=self.train_readout)
         return (_rebuild_mlp, (self.depth, self.activation, kwargs))
 
     def __repr__(self) -> str:
@@ -281,6 +291,8 @@ class MLP(KernelMethods):
             fields.append(f"readout_W_std={self.readout_W_std!r}")
         if self.readout_b_std != self.b_std:
             fields.append(f"readout_b_std={self.readout_b_std!r}")
+        if not self.train_readout:
+            fields.append("train_readout=False")
         return f"MLP({', '.join(fields)})"
 
     def _core_model(self):

@@ -344,6 +344,7 @@ impl Compiler {
                 let (w2, b2) = (dense.w_std * dense.w_std, dense.b_std.map_or(0.0, |b| b * b));
                 let (alpha, beta) =
                     if *standard { (v.width as f64, if dense.b_std.is_some() { 1.0 } else { 0.0 }) } else { (w2, b2) };
+                let (alpha, beta) = dense.ntk_terms(alpha, beta);
                 Ok(vec![self.linear(v, None, step(w2, b2, alpha, beta), v.shape, *out_dim)])
             }
             Layer::Conv { out_chan, window, dense, standard } => {
@@ -359,6 +360,7 @@ impl Compiler {
                 } else {
                     (w2 / size, b2)
                 };
+                let (alpha, beta) = dense.ntk_terms(alpha, beta);
                 let same = |len: usize| AxisMap::new(len, 1, 1, super::Padding::Valid).expect("a window of 1 fits");
                 self.halves.push([[maps[0].clone(), same(maps[1].len_in)], [same(maps[0].len_out), maps[1].clone()]]);
                 // a 1 x 1 convolution of stride 1 is a Dense layer at each position

@@ -238,6 +238,7 @@ impl Compiler {
                 } else {
                     (w2, b2)
                 };
+                let (ntk_alpha, ntk_beta) = dense.ntk_terms(ntk_alpha, ntk_beta);
                 let step = DenseStep { w2, b2, ntk_alpha, ntk_beta };
                 self.ops.push(Op::Layer { reg: v.reg, step, slot: None, fresh: v.fresh });
                 let dense = Some(self.ops.len() - 1);

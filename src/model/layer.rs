@@ -69,6 +69,9 @@ impl std::fmt::Debug for Layer {
         match self {
             Layer::Dense { out_dim, dense, standard } => {
                 write!(f, "Dense({out_dim}, W_std={:?}, b_std={:?}", dense.w_std, dense.b_std)?;
+                if !dense.trainable {
+                    write!(f, ", trainable=False")?;
+                }
                 if *standard { write!(f, ", parameterization='standard')") } else { write!(f, ")") }
             }
             Layer::Activation { label, .. } => f.write_str(label),
@@ -80,6 +83,9 @@ impl std::fmt::Debug for Layer {
             Layer::FanInProd => f.write_str("FanInProd()"),
             Layer::Conv { out_chan, window, dense, standard } => {
                 write!(f, "Conv({out_chan}, {}, W_std={:?}, b_std={:?}", window.describe(), dense.w_std, dense.b_std)?;
+                if !dense.trainable {
+                    write!(f, ", trainable=False")?;
+                }
                 if *standard { write!(f, ", parameterization='standard')") } else { write!(f, ")") }
             }
             Layer::AvgPool { window, normalize_edges } => {
@@ -101,6 +107,19 @@ impl Layer {
             return Err(Error::invalid("out_dim", "must be a positive integer, got 0"));
         }
         Ok(Layer::Dense { out_dim, dense: Dense::new(w_std, b_std, "W_std", "b_std")?, standard })
+    }
+
+    /// The layer with its parameters frozen (`trainable=False`): Dense and Conv only.
+    pub fn frozen(self) -> Self {
+        match self {
+            Layer::Dense { out_dim, dense, standard } => {
+                Layer::Dense { out_dim, dense: dense.with_trainable(false), standard }
+            }
+            Layer::Conv { out_chan, window, dense, standard } => {
+                Layer::Conv { out_chan, window, dense: dense.with_trainable(false), standard }
+            }
+            other => other,
+        }
     }
 
     /// A LayerNorm layer (`eps` finite and >= 0).

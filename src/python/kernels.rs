@@ -174,7 +174,7 @@ pub(super) fn model_diagonal<'py>(
 #[pymethods]
 impl PyMlp {
     #[new]
-    #[pyo3(signature = (depth, activation, activation_params, W_std, b_std, readout_W_std, readout_b_std, parameterization, width=None, function=None))]
+    #[pyo3(signature = (depth, activation, activation_params, W_std, b_std, readout_W_std, readout_b_std, parameterization, width=None, function=None, train_readout=true))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         depth: i64,
@@ -187,11 +187,14 @@ impl PyMlp {
         parameterization: &str,
         width: Option<i64>,
         function: Option<(Py<PyAny>, Option<Py<PyAny>>)>,
+        train_readout: bool,
     ) -> PyResult<Self> {
         let depth = non_negative(depth, "depth")?;
         let activation = Activation::from_name(activation, &activation_params).map_err(to_py_err)?;
         let hidden = Dense::new(W_std, b_std, "W_std", "b_std").map_err(to_py_err)?;
-        let readout = Dense::new(readout_W_std, readout_b_std, "readout_W_std", "readout_b_std").map_err(to_py_err)?;
+        let readout = Dense::new(readout_W_std, readout_b_std, "readout_W_std", "readout_b_std")
+            .map_err(to_py_err)?
+            .with_trainable(train_readout);
         let parameterization = match (parameterization, width) {
             ("ntk", _) => Parameterization::Ntk,
             ("standard", Some(width)) => Parameterization::Standard { width: non_negative(width, "width")? },

@@ -37,10 +37,10 @@ fn count(value: &Bound<'_, PyAny>, name: &str) -> PyResult<usize> {
     }
 }
 
-/// One node: ("dense", out_dim, W_std, b_std, parameterization), ("activation", name, params,
+/// One node: ("dense", out_dim, W_std, b_std, parameterization, trainable), ("activation", name, params,
 /// function or None, label), ("layernorm", eps, (over heights, over widths)), ("identity",), ("fanout", num), ("faninsum",),
 /// ("faninprod",), ("serial", [nodes]), ("parallel", [nodes]), ("conv", out_chan, (fh, fw),
-/// (sh, sw), padding, W_std, b_std, parameterization), ("avgpool", (wh, ww), (sh, sw), padding,
+/// (sh, sw), padding, W_std, b_std, parameterization, trainable), ("avgpool", (wh, ww), (sh, sw), padding,
 /// normalize_edges), ("globalavgpool",), ("flatten",).
 fn layer(node: &Bound<'_, PyAny>, depth: usize) -> PyResult<Layer> {
     if depth > MAX_NESTING {
@@ -60,20 +60,22 @@ fn layer(node: &Bound<'_, PyAny>, depth: usize) -> PyResult<Layer> {
     };
     Ok(match kind.as_str() {
         "dense" => {
-            arity(5)?;
+            arity(6)?;
             let out_dim = count(&node.get_item(1)?, "out_dim")?;
             let standard = standard(&node.get_item(4)?)?;
-            Layer::dense(out_dim, node.get_item(2)?.extract()?, node.get_item(3)?.extract()?, standard)
-                .map_err(to_py_err)?
+            let dense = Layer::dense(out_dim, node.get_item(2)?.extract()?, node.get_item(3)?.extract()?, standard)
+                .map_err(to_py_err)?;
+            if node.get_item(5)?.extract::<bool>()? { dense } else { dense.frozen() }
         }
         "conv" => {
-            arity(8)?;
+            arity(9)?;
             let out_chan = count(&node.get_item(1)?, "out_chan")?;
             let padding = Padding::from_name(&node.get_item(4)?.extract::<String>()?).map_err(to_py_err)?;
             let (filter, strides) = (pair(&node.get_item(2)?, "filter_shape")?, pair(&node.get_item(3)?, "strides")?);
             let (w_std, b_std) = (node.get_item(5)?.extract()?, node.get_item(6)?.extract()?);
-            Layer::conv(out_chan, filter, strides, padding, w_std, b_std, standard(&node.get_item(7)?)?)
-                .map_err(to_py_err)?
+            let conv = Layer::conv(out_chan, filter, strides, padding, w_std, b_std, standard(&node.get_item(7)?)?)
+                .map_err(to_py_err)?;
+            if node.get_item(8)?.extract::<bool>()? { conv } else { conv.frozen() }
         }
         "avgpool" => {
             arity(5)?;

@@ -45,6 +45,20 @@ CASES = [
     F("scaled_centered_everything", SCALED.format(alpha=8.0, centered=True) + "h = net.train(X, Y, learning_rate=1e-3, "
       "steps=3)\nlin = net.linearize()\n(net.apply(X), net.ntk(X, X2), net.nngp(X), net.min_norm_solution(X[:2], "
       "Y[:2]).norm, lin.apply(X2), h)", ok()),
+    F("frozen_readout", "m = MLP(2, 'relu', W_std=1.5, b_std=0.1, train_readout=False)\n"
+      "net = m.init(3, width=8, out_dim=2, seed=0)\nh = net.train(X, Y, learning_rate=0.1, steps=3)\n"
+      "(m.kernel(X, X2), net.ntk(X, trace=False), net.linearize().apply(X), h, net.validity(X[:2], Y[:2]))", ok()),
+    F("frozen_everything", "from ntkfast import stax\nspec = stax.serial(stax.Dense(4, trainable=False), stax.Relu(), "
+      "stax.Dense(2, trainable=False))\nnet = spec.init(3)\n(spec.kernel(X), net.ntk(X), "
+      "net.train(X, Y, learning_rate=0.1, steps=2))", ok()),
+    F("frozen_everything_min_norm", "from ntkfast import stax\nspec = stax.serial(stax.Dense(4, trainable=False), "
+      "stax.Relu(), stax.Dense(2, trainable=False))\nspec.init(3).min_norm_solution(X[:2], Y[:2])",
+      raises("ValueError", "x")),
+    F("validity", SCALED.format(alpha=2.0, centered=True) + "net.validity(X[:3], Y[:3])", ok()),
+    F("validity_iterations_zero", NET + "net.validity(X[:3], Y[:3], iterations=0)", raises("ValueError", "iterations")),
+    F("validity_y_shape", NET + "net.validity(X[:3], Y[:2])", raises("ValueError", "y")),
+    F("validity_duplicate_inputs", NET + "net.validity(np.vstack([X[:2], X[:2]]), Y[:4])",
+      (ok(), raises("ValueError", "x"))),
     F("scaled_1e300_apply", SCALED.format(alpha=1e300, centered=False) + "net.apply(X)",
       (ok(), raises("ValueError", "output_scale"))),
     F("scaled_1e200_ntk", SCALED.format(alpha=1e200, centered=True) + "net.ntk(X)", raises("ValueError", "output_scale")),

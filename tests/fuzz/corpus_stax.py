@@ -438,6 +438,8 @@ COMPOSED_CASES = [
              "(cnn.apply(imgs), cnn.ntk(imgs, imgs[:2]), cnn.ntk(imgs, trace=False), cnn.nngp(imgs), h)", ok()),
     COMPOSED("cnn_linearized_min_norm", CNN + "lin = cnn.linearize()\nlin.train(imgs, Y[:4], learning_rate=0.1, "
              "steps=2)\n(lin.apply(imgs), cnn.min_norm_solution(imgs[:2], Y[:2]).norm)", ok()),
+    COMPOSED("cnn_validity_scaled", CNN.replace("spec.init((6, 6, 2), seed=0)", "spec.init((6, 6, 2), seed=0, "
+             "output_scale=3.0, centered=True)") + "cnn.validity(imgs[:2], Y[:2], iterations=5)", ok()),
     COMPOSED("cnn_init_int_in_dim", CNN + "spec.init(36)", raises("ValueError", "in_dim")),
     COMPOSED("cnn_init_zero_height", CNN + "spec.init((0, 6, 2))", raises(ARG, "in_dim")),
     COMPOSED("cnn_init_window_too_large", IMPORT + "stax.serial(stax.Conv(2, (5, 5)), stax.Flatten(), "

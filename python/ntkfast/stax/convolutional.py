@@ -19,7 +19,7 @@ import numpy as np
 from .. import _core
 from ..models import _real
 from . import _windows
-from .layers import Layer, _count
+from .layers import Layer, _count, _flag
 
 _PADDINGS = ("VALID", "SAME", "CIRCULAR")
 
@@ -66,8 +66,10 @@ class Conv(Layer):
     padding 'VALID', 'SAME' or 'CIRCULAR' (periodic)."""
 
     def __init__(self, out_chan: int, filter_shape, strides=None, padding: str = "VALID", W_std: float = 1.0,
-                 b_std: Optional[float] = None, dimension_numbers=None, parameterization: str = "ntk", s=(1, 1)):
+                 b_std: Optional[float] = None, dimension_numbers=None, parameterization: str = "ntk", s=(1, 1), *,
+                 trainable: bool = True):
         self.out_chan = _count(out_chan, "out_chan")
+        self.trainable = _flag(trainable, "trainable")
         self.filter_shape = _sizes(filter_shape, "filter_shape")
         self.ndim = len(self.filter_shape)
         self.strides = (1,) * self.ndim if strides is None else _sizes(strides, "strides", self.ndim)
@@ -87,7 +89,7 @@ class Conv(Layer):
 
     def _tree(self):
         return ("conv", self.out_chan, _two_d(self.filter_shape), _two_d(self.strides), self.padding, self.W_std,
-                self.b_std, self.parameterization)
+                self.b_std, self.parameterization, self.trainable)
 
     def _init(self, rng, shape):
         spatial = _spatial_shape(self, shape)
@@ -156,6 +158,7 @@ class Conv(Layer):
 
     def __repr__(self) -> str:
         extra = "" if self.parameterization == "ntk" else f", parameterization={self.parameterization!r}"
+        extra += "" if self.trainable else ", trainable=False"
         return (f"Conv({self.out_chan}, {self.filter_shape}, strides={self.strides}, padding={self.padding!r}, "
                 f"W_std={self.W_std!r}, b_std={self.b_std!r}{extra})")
 

@@ -303,11 +303,14 @@ class _WeightsTooLarge(MemoryError):
 # -- layers ---------------------------------------------------------------------------------------
 
 class Dense(Layer):
-    """``Dense(out_dim, W_std=1., b_std=None, parameterization='ntk')``: neural-tangents' Dense."""
+    """``Dense(out_dim, W_std=1., b_std=None, parameterization='ntk', trainable=True)``:
+    neural-tangents' Dense; ``trainable=False`` (an extension) freezes it: its parameters keep
+    their initial values in training and add nothing to the NTK, analytic or empirical."""
 
     def __init__(self, out_dim: int, W_std: float = 1.0, b_std: Optional[float] = None, batch_axis: int = 0,
-                 channel_axis: int = -1, parameterization: str = "ntk", s=(1, 1)):
+                 channel_axis: int = -1, parameterization: str = "ntk", s=(1, 1), *, trainable: bool = True):
         self.out_dim = _count(out_dim, "out_dim")
+        self.trainable = _flag(trainable, "trainable")
         self.W_std = _real(W_std, "W_std")
         self.b_std = _real(b_std, "b_std", allow_none=True)
         if not isinstance(parameterization, str):
@@ -324,7 +327,7 @@ class Dense(Layer):
         _core.check_layer(self._tree())  # the core validates the values (W_std > 0, b_std >= 0)
 
     def _tree(self):
-        return ("dense", self.out_dim, self.W_std, self.b_std, self.parameterization)
+        return ("dense", self.out_dim, self.W_std, self.b_std, self.parameterization, self.trainable)
 
     def _init(self, rng, shape):
         fan_in = shape[-1]
@@ -337,6 +340,7 @@ class Dense(Layer):
 
     def __repr__(self) -> str:
         extra = "" if self.parameterization == "ntk" else f", parameterization={self.parameterization!r}"
+        extra += "" if self.trainable else ", trainable=False"
         return f"Dense({self.out_dim}, W_std={self.W_std!r}, b_std={self.b_std!r}{extra})"
 
 
