@@ -22,10 +22,16 @@ def test_demo_quick_writes_its_report_and_figures(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "ntkfast", "demo", "--quick", "--out", str(out)],
                           capture_output=True, text=True, timeout=300, check=True)
     assert "converged NTK regression: test accuracy" in proc.stdout
-    for name in ("report.md", "circle.png", "dynamics.png", "spectrum.png"):
+    for name in ("report.md", "circle.png", "dynamics.png", "spectrum.png", "lazy.png"):
         assert (out / name).stat().st_size > 1000, name
     report = (out / "report.md").read_text()
     assert "| NTK regression (t = inf) |" in report and "![circle](circle.png)" in report
+    assert "## 4. Lazy training" in report and "![lazy](lazy.png)" in report
+    assert "Trained ensembles against the theory's Gaussian" in report
+    # the lazy-training slopes against alpha: each near the theory's -1 (measured -0.97 to -1.01)
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("lazy training"))
+    slopes = [float(part.split()[-1]) for part in line.split("alpha ", 1)[1].split(" (theory")[0].split(", ")]
+    assert len(slopes) == 4 and all(-1.2 < s < -0.8 for s in slopes), line
     assert "| CNTK-GAP regression (t = inf" in report and "CNTK-GAP regression on the 8x8 images" in proc.stdout
     # a progress bar line for every long step
     assert proc.stderr.count("[##############################]") == 3

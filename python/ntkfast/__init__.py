@@ -18,6 +18,7 @@ _openblas.configure()  # before the core, and with it OpenBLAS, is loaded
 from . import activations, demo, finite, linalg, predict, stax  # noqa: E402, F401
 from ._core import __version__, num_threads, simd_level  # noqa: E402
 from .finite import Network, monte_carlo_kernel  # noqa: E402
+from .monte_carlo import monte_carlo_predict  # noqa: E402
 from .linalg import eigh, eigvalsh  # noqa: E402
 from .models import MLP, Kernel  # noqa: E402
 from ._core import _shutdown  # noqa: E402
@@ -26,5 +27,5 @@ from ._core import _shutdown  # noqa: E402
 # (their Python activation functions must not be called into a dying interpreter).
 _atexit.register(_shutdown)
 
-__all__ = ["MLP", "Kernel", "Network", "monte_carlo_kernel", "activations", "eigh", "eigvalsh", "finite", "linalg",
+__all__ = ["MLP", "Kernel", "Network", "monte_carlo_kernel", "monte_carlo_predict", "activations", "eigh", "eigvalsh", "finite", "linalg",
            "predict", "stax", "num_threads", "simd_level", "__version__"]

@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from . import linalg, predict
+from . import demo_lazy, linalg, predict
 from ._progress import Progress
 from .finite import Network, init_params
 from .models import MLP
@@ -309,7 +309,7 @@ def _departure(run: NetworkRun, steps: np.ndarray, lr: float) -> tuple[float, fl
 
 
 def write_report(out_dir, circle: CircleConvergence, digits: DigitsDynamics, figures: Optional[dict],
-                 seconds: float) -> str:
+                 seconds: float, lazy=None) -> str:
     """A Markdown report of both experiments; returns its path."""
     import os
 
@@ -395,6 +395,8 @@ def write_report(out_dir, circle: CircleConvergence, digits: DigitsDynamics, fig
         lines += textwrap.wrap(paragraph, 104) + [
             "",
         ]
+    if lazy is not None:
+        lines += demo_lazy.report_lines(lazy)
     if figures:
         lines += ["## Figures", ""] + [f"![{name}]({os.path.basename(path)})" for name, path in figures.items()]
     else:
@@ -421,20 +423,28 @@ def run(out_dir: str = "ntkfast-demo", quick: bool = False) -> dict:
         circle = circle_convergence(circle_mlp, [64, 256, 1024, 4096], n_samples=8)
         digits = digits_dynamics(digits_mlp, 1000, 500, [256, 2048], steps=500)
     digits.cntk = cntk_digits(digits.n_train, digits.n_test)
+    # erf: a smooth network, whose linearisation's remainder is the second-order term of the theory
+    lazy_mlp = MLP(2, "erf", W_std=1.5, b_std=0.1)
+    x_lazy, y_lazy = load_digits_data(50 if quick else 100, 1)[:2]
+    lazy = demo_lazy.lazy_sweep(lazy_mlp, x_lazy, y_lazy, [64, 256] if quick else [256, 1024],
+                                [1.0, 4.0, 16.0] if quick else [1.0, 2.0, 4.0, 8.0, 16.0], steps=50 if quick else 100)
+    x_test = load_digits_data(50 if quick else 100, 1)[2]
+    demo_lazy.ensembles(lazy, lazy_mlp, x_lazy, y_lazy, x_test, [8, 256] if quick else [8, 1024],
+                        n_networks=48 if quick else 128, t=20.0, learning_rate=0.5)
     figures = None
     try:
         from . import plot
     except ImportError:
         plot = None
     if plot is not None:
-        with Progress(3, "3/3 figures") as bar:
+        with Progress(4, "3/3 figures") as bar:
             figures = {}
             for name, draw in (("circle", plot.circle_convergence), ("dynamics", plot.training_dynamics),
-                               ("spectrum", plot.spectrum)):
-                fig = draw(circle if name == "circle" else digits)
+                               ("spectrum", plot.spectrum), ("lazy", plot.lazy_training)):
+                fig = draw({"circle": circle, "lazy": lazy}.get(name, digits))
                 figures[name] = os.path.join(out_dir, f"{name}.png")
                 fig.savefig(figures[name], dpi=110)
                 plot.close(fig)
                 bar.update()
-    report = write_report(out_dir, circle, digits, figures, time.perf_counter() - start)
-    return {"report": report, "figures": figures or {}, "circle": circle, "digits": digits}
+    report = write_report(out_dir, circle, digits, figures, time.perf_counter() - start, lazy)
+    return {"report": report, "figures": figures or {}, "circle": circle, "digits": digits, "lazy": lazy}

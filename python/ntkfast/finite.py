@@ -313,7 +313,8 @@ class Network(lazy.Scaled):
 
         A step that would make a parameter non-finite (a learning rate above the stable range,
         ``ntkfast.predict.max_learning_rate``) raises ValueError and leaves the network at its
-        last finite parameters.
+        last finite parameters. With ``output_scale`` alpha the empirical NTK is alpha^2 times the
+        unscaled one: ``learning_rate = eta / alpha**2`` keeps one function-space time across alpha.
         """
         x = _float_inputs(x, "x")
         y = _targets(y, x.shape[0], self.out_dim)

@@ -12,7 +12,7 @@ from ._arrays import as_seed_sequence
 from .finite import MAX_WIDTH, Network, _float_inputs, _positive_int, init_params
 from .models import check_mlp
 
-__all__ = ["MonteCarloKernel", "monte_carlo_kernel"]
+__all__ = ["MonteCarloKernel", "monte_carlo_kernel", "EnsemblePrediction", "monte_carlo_predict"]
 
 
 @dataclasses.dataclass
@@ -98,3 +98,66 @@ def monte_carlo_kernel(mlp, x1, x2=None, *, width: Optional[int] = None, n_sampl
     stderr = {g: np.sqrt(m2[g] / (n_samples - 1) / n_samples) if n_samples > 1 else None for g in names}
     return MonteCarloKernel(mean.get("nngp"), mean.get("ntk"), stderr.get("nngp"), stderr.get("ntk"), n_samples,
                             requested)
+
+
+@dataclasses.dataclass
+class EnsemblePrediction:
+    """Test outputs of ``n_networks`` finite networks trained from independent initialisations:
+    ``outputs`` (n_networks, n_test, out_dim), their ``mean`` (n_test, out_dim) and ``cov``
+    (n_test, n_test): the covariance over networks, averaged over outputs (as
+    ``MLP.predict(..., compute_cov=True)`` shares one covariance between outputs)."""
+
+    outputs: np.ndarray
+    mean: np.ndarray
+    cov: np.ndarray
+
+
+def monte_carlo_predict(mlp, x_train, y_train, x_test, *, width: int, n_networks: int, t: float,
+                        learning_rate: float, seed=0, threads: Optional[int] = None) -> EnsemblePrediction:
+    """Trains ``n_networks`` networks of ``mlp`` (hidden ``width``) from independent
+    initialisations (the i-th child of ``SeedSequence(seed)``) by full-batch gradient descent on
+    0.5 * mean((f - y)^2) for ``round(t / learning_rate)`` steps, the gradient-flow time ``t`` of
+    ``MLP.predict``, and returns their outputs on ``x_test``: an ensemble whose mean and
+    covariance approach ``mlp.predict(x_train, y_train, x_test, t=t, compute_cov=True)`` as the
+    width grows (Jacot et al. 2018; Lee et al. 2019). Networks train in parallel on ``threads``
+    Python threads (default: the core's thread count); the core releases the GIL while it works."""
+    import concurrent.futures
+
+    from ._core import num_threads
+    from .training import MAX_STEPS, _learning_rate
+
+    mlp = check_mlp(mlp)
+    width = _positive_int(width, "width", MAX_WIDTH)
+    n_networks = _positive_int(n_networks, "n_networks")
+    learning_rate = _learning_rate(learning_rate)
+    if isinstance(t, bool) or not isinstance(t, (int, float, np.integer, np.floating)) or not (
+            np.isfinite(t) and t >= 0):
+        raise ValueError(f"t: must be a finite time >= 0, got {t!r}")
+    steps = float(t) / learning_rate
+    if steps > MAX_STEPS:
+        raise ValueError(f"t, learning_rate: t / learning_rate = {steps:.3g} steps, more than the {MAX_STEPS} "
+                         "one training call takes: raise learning_rate or lower t")
+    steps = int(round(steps))
+    a, b = _float_inputs(x_train, "x_train"), _float_inputs(x_test, "x_test")
+    if b.shape[1] != a.shape[1]:
+        raise ValueError(f"x_test: has {b.shape[1]} features but x_train has {a.shape[1]}")
+    y = np.asarray(y_train, dtype=np.float64)
+    y = y[:, None] if y.ndim == 1 else y
+    if y.ndim != 2 or y.shape[0] != a.shape[0]:
+        raise ValueError(f"y_train: must have shape ({a.shape[0]},) or ({a.shape[0]}, out_dim), got "
+                         f"{np.shape(y_train)}")
+    children = as_seed_sequence(seed).spawn(n_networks)
+
+    def one(child) -> np.ndarray:
+        net = Network(mlp, init_params(mlp, a.shape[1], width, y.shape[1], np.random.default_rng(child)))
+        if steps:
+            net.train(a, y, learning_rate=learning_rate, steps=steps, record_every=steps)
+        return net.apply(b)
+
+    workers = num_threads() if threads is None else _positive_int(threads, "threads")
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(workers, n_networks)) as pool:
+        outputs = np.stack(list(pool.map(one, children)))
+    mean = outputs.mean(axis=0)
+    centred = outputs - mean
+    cov = np.einsum("nik,njk->ij", centred, centred) / (max(n_networks - 1, 1) * outputs.shape[2])
+    return EnsemblePrediction(outputs, mean, cov)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["circle_convergence", "training_dynamics", "spectrum", "close"]
+__all__ = ["circle_convergence", "training_dynamics", "spectrum", "lazy_training", "close"]
 
 
 def _colors(n: int):
@@ -123,6 +123,39 @@ def spectrum(digits) -> Figure:
               title=f"Convergence along principal components (width {run.width})")
     right.legend(fontsize=7, title="lines: linearised; dots: network", title_fontsize=7)
     return fig
+
+
+def lazy_training(sweep) -> Figure:
+    """Parameter change, linearisation gap and kernel drift after training against the output
+    scale alpha (one line per width) on log-log axes, with the 1/alpha slope of the theory."""
+    fig = Figure(figsize=(17 if sweep.ensemble else 13, 4), layout="constrained")
+    alphas = np.asarray(sweep.alphas, dtype=float)
+    axes = fig.subplots(1, 4 if sweep.ensemble else 3)
+    if sweep.ensemble:
+        _ensemble_histogram(axes[3], sweep)
+    for ax, (field, title) in zip(axes, (("param_change", "‖θ_t − θ_0‖ / ‖θ_0‖"),
+                                                       ("linearization_gap", "max |f − f_lin| (training inputs)"),
+                                                       ("kernel_drift", "‖Θ_t − Θ_0‖ / ‖Θ_0‖"))):
+        for width, color in zip(sweep.widths, _colors(len(sweep.widths))):
+            values = np.asarray(getattr(sweep, field)[width])
+            ax.plot(alphas, values, "o-", color=color, label=f"width {width} (slope {sweep.slope(field, width):.2f})")
+            ax.plot(alphas, values[0] / alphas, ls=":", color=color, lw=1)
+        ax.set(xscale="log", yscale="log", xlabel="output scale α", title=title)
+        ax.legend(fontsize=7, title="dotted: 1/α", title_fontsize=7)
+    return fig
+
+
+def _ensemble_histogram(ax, sweep) -> None:
+    """One test output of trained finite networks (per width) over the predicted Gaussian density."""
+    mean, std = sweep.ensemble_prediction
+    values = np.concatenate(list(sweep.ensemble.values()))
+    grid = np.linspace(min(values.min(), mean - 4 * std), max(values.max(), mean + 4 * std), 200)
+    for (width, outputs), color in zip(sweep.ensemble.items(), _colors(len(sweep.ensemble))):
+        ax.hist(outputs, bins=20, density=True, alpha=0.45, color=color, label=f"width {width} ({len(outputs)} nets)")
+    ax.plot(grid, np.exp(-0.5 * ((grid - mean) / std) ** 2) / (std * np.sqrt(2 * np.pi)), color="black", lw=2,
+            label="infinite width (predict)")
+    ax.set(xlabel="f(x_test) at t = %g" % sweep.ensemble_time, ylabel="density", title="Trained ensembles")
+    ax.legend(fontsize=7)
 
 
 def close(fig: Figure) -> None:

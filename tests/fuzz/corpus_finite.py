@@ -54,6 +54,14 @@ CASES = [
     F("frozen_everything_min_norm", "from ntkfast import stax\nspec = stax.serial(stax.Dense(4, trainable=False), "
       "stax.Relu(), stax.Dense(2, trainable=False))\nspec.init(3).min_norm_solution(X[:2], Y[:2])",
       raises("ValueError", "x")),
+    F("monte_carlo_predict", SPEC + "import ntkfast\nntkfast.monte_carlo_predict(m, X, Y[:, :1], X2, width=8, "
+      "n_networks=3, t=1.0, learning_rate=0.1)", ok()),
+    F("monte_carlo_predict_t_nan", SPEC + "import ntkfast\nntkfast.monte_carlo_predict(m, X, Y, X2, width=8, "
+      "n_networks=3, t=float('nan'), learning_rate=0.1)", raises("ValueError", "t")),
+    F("monte_carlo_predict_networks_zero", SPEC + "import ntkfast\nntkfast.monte_carlo_predict(m, X, Y, X2, "
+      "width=8, n_networks=0, t=1.0, learning_rate=0.1)", raises("ValueError", "n_networks")),
+    F("monte_carlo_predict_lr_1e8", SPEC + "import ntkfast\nntkfast.monte_carlo_predict(m, X, Y, X2, width=8, "
+      "n_networks=2, t=1e9, learning_rate=1e8)", raises("ValueError", "learning_rate")),
     F("validity", SCALED.format(alpha=2.0, centered=True) + "net.validity(X[:3], Y[:3])", ok()),
     F("validity_iterations_zero", NET + "net.validity(X[:3], Y[:3], iterations=0)", raises("ValueError", "iterations")),
     F("validity_y_shape", NET + "net.validity(X[:3], Y[:2])", raises("ValueError", "y")),
