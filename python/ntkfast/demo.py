@@ -429,8 +429,8 @@ def run(out_dir: str = "ntkfast-demo", quick: bool = False) -> dict:
     lazy = demo_lazy.lazy_sweep(lazy_mlp, x_lazy, y_lazy, [64, 256] if quick else [256, 1024],
                                 [1.0, 4.0, 16.0] if quick else [1.0, 2.0, 4.0, 8.0, 16.0], steps=50 if quick else 100)
     x_test = load_digits_data(50 if quick else 100, 1)[2]
-    demo_lazy.ensembles(lazy, lazy_mlp, x_lazy, y_lazy, x_test, [8, 256] if quick else [8, 1024],
-                        n_networks=48 if quick else 128, t=20.0, learning_rate=0.5)
+    demo_lazy.ensembles(lazy, lazy_mlp, x_lazy, y_lazy, x_test, [8, 256] if quick else [8, 512],
+                        n_networks=48 if quick else 96, t=20.0, learning_rate=0.5)
     figures = None
     try:
         from . import plot
