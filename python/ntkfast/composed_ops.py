@@ -27,6 +27,7 @@ import numpy as np
 
 from . import _core
 from . import activations as _act
+from .stax._windows import features_times
 from .stax.convolutional import SPATIAL as _SPATIAL
 from . import stax
 from . import finite as _finite
@@ -265,7 +266,7 @@ def _forward(layer, params, x, grad, where, inputs):
             raise ValueError(f"x, params: {where}[0] (W of {_short(layer)}) has shape {w.shape}, for inputs of "
                              f"{w.shape[0]} features, but the layer gets {got}")
         w_scale, b_scale = scales(layer, w)
-        z = x @ w
+        z = features_times(x, w)
         if w_scale != 1.0:
             z *= w_scale
         if b is not None:
@@ -307,8 +308,8 @@ def _forward(layer, params, x, grad, where, inputs):
     if isinstance(layer, stax.Identity):
         return x, None
     if isinstance(layer, stax.Conv) and not isinstance(x, list) and x.ndim == 2 + layer.ndim:
-        # its windows' patches, filter size times its input: checked before they are gathered
-        check_memory(8.0 * x.shape[0] * layer.patch_floats(x.shape[1:]), f"{inputs}: {_short(layer)}'s windows")
+        # the forward pass gathers one block of images' windows at a time: at least one image's
+        check_memory(8.0 * layer.patch_floats(x.shape[1:]), f"{inputs}: {_short(layer)}'s windows of one image")
     if isinstance(layer, _SPATIAL):  # Conv keeps its input (for its patches), the others its shape
         return layer.forward(params, x), ((x if isinstance(layer, stax.Conv) else x.shape) if grad else None)
     if isinstance(layer, stax.Elementwise):
@@ -355,7 +356,7 @@ def _backward(layer, params, cache, g, visit, need, has, inputs):
         if isinstance(layer, stax.Conv):
             return layer.backward(params[0], g, cache.shape[1:-1])
         w_scale = scales(layer, params[0])[0]
-        back = g @ params[0].T
+        back = features_times(g, params[0].T)
         if w_scale != 1.0:
             back *= w_scale
         return back
@@ -423,7 +424,7 @@ def _tangent(layer, params, delta, cache, dx):
     if isinstance(layer, stax.Dense):
         (w, _), (dw, db), h = params, delta, cache
         w_scale, b_scale = scales(layer, w)
-        dz = h @ dw if dx is None else h @ dw + dx @ w
+        dz = features_times(h, dw) if dx is None else features_times(h, dw) + features_times(dx, w)
         if w_scale != 1.0:
             dz *= w_scale
         if db is not None:

@@ -122,6 +122,7 @@ def monte_carlo_predict(mlp, x_train, y_train, x_test, *, width: int, n_networks
     width grows (Jacot et al. 2018; Lee et al. 2019). Networks train in parallel on ``threads``
     Python threads (default: the core's thread count); the core releases the GIL while it works."""
     import concurrent.futures
+    import threading
 
     from ._core import num_threads
     from .training import MAX_STEPS, _learning_rate
@@ -146,17 +147,28 @@ def monte_carlo_predict(mlp, x_train, y_train, x_test, *, width: int, n_networks
     if y.ndim != 2 or y.shape[0] != a.shape[0]:
         raise ValueError(f"y_train: must have shape ({a.shape[0]},) or ({a.shape[0]}, out_dim), got "
                          f"{np.shape(y_train)}")
+    if not np.isfinite(y).all():
+        raise ValueError("y_train: contains NaN or infinity")
     children = as_seed_sequence(seed).spawn(n_networks)
+    stop = threading.Event()  # set on Ctrl-C (or an error): every worker stops before its next step
 
     def one(child) -> np.ndarray:
         net = Network(mlp, init_params(mlp, a.shape[1], width, y.shape[1], np.random.default_rng(child)))
-        if steps:
-            net.train(a, y, learning_rate=learning_rate, steps=steps, record_every=steps)
+        for _ in range(steps):  # the core's steps, one call each: a stop is seen within one step
+            if stop.is_set():
+                return None
+            net._core.train_step(a, y, learning_rate)
         return net.apply(b)
 
     workers = num_threads() if threads is None else _positive_int(threads, "threads")
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(workers, n_networks)) as pool:
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(workers, n_networks))
+    try:
         outputs = np.stack(list(pool.map(one, children)))
+    except BaseException:  # KeyboardInterrupt in this thread, or a worker's error (a diverging step)
+        stop.set()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     mean = outputs.mean(axis=0)
     centred = outputs - mean
     cov = np.einsum("nik,njk->ij", centred, centred) / (max(n_networks - 1, 1) * outputs.shape[2])

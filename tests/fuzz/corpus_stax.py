@@ -475,6 +475,15 @@ COMPOSED_CASES = [
              "assert not np.array_equal(before, c.apply(X)), 'the copy did not train'\nbefore", ok()),
     COMPOSED("pickle_linearized_trained", LIN + "import pickle\nlin.train(X, Y, learning_rate=0.1, steps=3)\n"
              "p = pickle.loads(pickle.dumps(lin))\nassert np.array_equal(p.apply(X), lin.apply(X))\np.apply(X)", ok()),
+    # -- Ctrl-C inside training finite CNNs and ensembles of networks trained in threads
+    ctrl_c(COMPOSED, "ctrl_c_cnn_train", "net = stax.serial(stax.Conv(64, (3, 3), padding='SAME'), stax.Relu(), "
+           "stax.Conv(64, (3, 3), padding='SAME'), stax.Relu(), stax.Flatten(), stax.Dense(1)).init((28, 28, 1))\n"
+           "x = np.random.default_rng(0).standard_normal((100, 28, 28, 1))\n",
+           "net.train(x, np.ones(100), learning_rate=0.01, steps=1000)", seconds=20),
+    ctrl_c(COMPOSED, "ctrl_c_monte_carlo_predict", "import ntkfast\nmlp = ntkfast.MLP(2, 'erf')\n"
+           "x = np.random.default_rng(0).standard_normal((500, 50))\n",
+           "ntkfast.monte_carlo_predict(mlp, x, np.sin(x[:, :1]), x[:5], width=2048, n_networks=16, t=100.0, "
+           "learning_rate=0.1)", seconds=20),
     # -- Ctrl-C inside a long empirical NTK: NumPy products of ~0.05 s each between Python steps
     ctrl_c(COMPOSED, "ctrl_c_empirical_ntk_depth_80",
            "x = rng.standard_normal((2000, 64)); "

@@ -16,6 +16,18 @@ from __future__ import annotations
 import numpy as np
 
 
+def features_times(a: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """``a @ m`` over a's last axis as one matrix product: NumPy's ``@`` on an (n, h, w, f) array
+    would loop over n * h small products."""
+    return (a.reshape(-1, a.shape[-1]) @ m).reshape(a.shape[:-1] + (m.shape[1],))
+
+
+def blocks(n: int, floats_per_item: int, floats: int = 1 << 22):
+    """Slices of range(n) whose items hold about ``floats`` (32 MB) together, at least one each."""
+    size = max(1, floats // max(floats_per_item, 1))
+    return [slice(start, min(start + size, n)) for start in range(0, n, size)]
+
+
 def out_length(length: int, window: int, stride: int, padding: str) -> int:
     """Output positions along one axis."""
     if padding == "VALID":

@@ -135,7 +135,15 @@ class Conv(Layer):
         w, b = params
         if x.ndim != 2 + self.ndim or w.shape != self.filter_shape + (x.shape[-1], self.out_chan):
             raise ValueError(f"x, params: {self!r} with W of shape {np.shape(w)} gets inputs of shape {x.shape}")
-        z = self.patches(x) @ self.matrix(w)
+        matrix = self.matrix(w)
+        outs = tuple(_windows.out_length(n, k, st, self.padding) for n, k, st in zip(x.shape[1:-1], self.filter_shape,
+                                                                                      self.strides))
+        if min(outs) < 1:
+            raise ValueError(f"x: {self!r}'s window is larger than its input's positions, {x.shape[1:-1]}")
+        z = np.empty((x.shape[0],) + outs + (self.out_chan,))
+        # a block of images at a time: the patches stay small, and Ctrl-C is seen between blocks
+        for block in _windows.blocks(x.shape[0], self.patch_floats(x.shape[1:])):
+            z[block] = _windows.features_times(self.patches(x[block]), matrix)
         scale = self.w_scale(w)
         if scale != 1.0:
             z *= scale
@@ -146,11 +154,17 @@ class Conv(Layer):
     def backward(self, w: np.ndarray, g: np.ndarray, lengths: tuple) -> np.ndarray:
         """The cotangents of the input (*batch, *lengths, in_chan) from those of the output ``g``
         (*batch, *out, out_chan): the transposed convolution."""
-        per_window = g @ self.matrix(w).T  # (*batch, *out, filter * in_chan)
         batch = g.shape[:g.ndim - 1 - self.ndim]
         padded = _windows.padded_lengths(lengths, self.filter_shape, self.strides, self.padding)
-        back = _windows.unpatch(per_window, batch + padded + (w.shape[-2],), self.filter_shape, self.strides)
-        back = _windows.unpad(back, lengths, self.filter_shape, self.strides, self.padding)
+        flat = g.reshape((-1,) + g.shape[len(batch):])  # the batch axes as one
+        back = np.empty((flat.shape[0],) + tuple(lengths) + (w.shape[-2],))
+        matrix_t = self.matrix(w).T
+        for block in _windows.blocks(flat.shape[0], int(np.prod(g.shape[len(batch):-1])) * matrix_t.shape[1]):
+            per_window = _windows.features_times(flat[block], matrix_t)  # (b, *out, filter * in_chan)
+            padded_back = _windows.unpatch(per_window, per_window.shape[:1] + padded + (w.shape[-2],),
+                                           self.filter_shape, self.strides)
+            back[block] = _windows.unpad(padded_back, lengths, self.filter_shape, self.strides, self.padding)
+        back = back.reshape(batch + back.shape[1:])
         scale = self.w_scale(w)
         if scale != 1.0:
             back *= scale
