@@ -66,10 +66,15 @@ def _loss(core, x, y, name: str, learning_rate: float) -> float:
     with np.errstate(over="ignore", invalid="ignore"):
         loss = 0.5 * np.mean((output - y) ** 2)
     if not np.isfinite(loss):
-        raise ValueError(f"learning_rate: training diverged (the loss on {name} overflows float64) at "
-                         f"learning_rate = {learning_rate}; gradient descent on this loss is stable below "
-                         f"ntkfast.predict.max_learning_rate(ntk_train_train, y_train.size)")
+        raise _overflowed(f"the loss on {name} overflows", learning_rate)
     return float(loss)
+
+
+def _overflowed(what: str, learning_rate: float) -> ValueError:
+    """The divergence error when ``what`` (a loss, outputs) overflowed float64 during training."""
+    return ValueError(f"learning_rate: training diverged ({what} float64) at learning_rate = {learning_rate}; "
+                      "gradient descent on this loss is stable below "
+                      "ntkfast.predict.max_learning_rate(ntk_train_train, y_train.size)")
 
 
 def _train(core, x, y, learning_rate, steps, x_test, y_test, record_every, kernel_fn, initial_norm, change_fn,
@@ -99,9 +104,7 @@ def _train(core, x, y, learning_rate, steps, x_test, y_test, record_every, kerne
                     raise
                 value = np.inf
             if not np.isfinite(value):
-                raise ValueError(f"learning_rate: training diverged (the outputs on x overflow float64) at "
-                                 f"learning_rate = {learning_rate}; gradient descent on this loss is stable below "
-                                 f"ntkfast.predict.max_learning_rate(ntk_train_train, y_train.size)")
+                raise _overflowed("the outputs on x overflow", learning_rate)
             gap.append(value)
 
     for s in range(steps):
